@@ -1,0 +1,20 @@
+// Command kinstall installs and operates highly available Kubernetes clusters from an
+// Ansible-style inventory (conf/hosts.ini) and a cluster config (conf/common.yaml).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
