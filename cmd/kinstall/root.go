@@ -39,6 +39,9 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newCheckCmd(g),
 		newPlanCmd(g),
 		newLabCmd(g),
+		newPingCmd(g),
+		newInstallCmd(g),
+		newExecCmd(g),
 	)
 	return root
 }

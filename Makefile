@@ -1,0 +1,47 @@
+# kinstall — see README.md. `make demo` runs the main job on the built-in lab; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN := bin/kinstall
+N ?= 5
+LAB ?= kinstall
+GOFILES = $(shell git ls-files '*.go' 2>/dev/null)
+
+.PHONY: build test unit lint bench demo lab-up lab-down lab-status fuzz clean
+
+build:
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/kinstall
+
+# Every test: unit tests, the transport against a real sshd, and end-to-end tests on lab hosts
+# (Docker containers with systemd + sshd; the lab starts a Docker engine if none runs).
+test: build
+	$(GO) test -count=1 -timeout 40m ./...
+
+# Unit tests only (no sshd, no lab): fast feedback while editing.
+unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test ./internal/inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+bench: build
+	$(GO) run ./test/bench
+
+lab-up: build
+	$(BIN) lab up -n $(N) --name $(LAB)
+
+lab-down: build
+	$(BIN) lab down --name $(LAB)
+
+lab-status: build
+	$(BIN) lab status --name $(LAB)
+
+demo: build
+	./test/demo.sh
+
+clean:
+	rm -rf bin

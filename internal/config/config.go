@@ -1,0 +1,310 @@
+// Package config reads conf/common.yaml: the cluster-wide settings (load balancer, versions,
+// network). Unknown keys and wrong types are errors naming file:line, so a typo never silently
+// falls back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+	"gopkg.in/yaml.v3"
+)
+
+// Load balancer modes.
+const (
+	LBExternal   = "external"    // the operator's own L4 load balancer at loadbalancer_apiserver
+	LBVIP        = "vip"         // keepalived VIP + HAProxy on the masters
+	LBLocalProxy = "local-proxy" // HAProxy on 127.0.0.1 of every non-master node
+	LBNone       = "none"        // nothing configured: clients use the first master directly (one master only)
+)
+
+// LoadBalancer is loadbalancer_apiserver.
+type LoadBalancer struct {
+	Address string `yaml:"address"`
+	Port    int    `yaml:"port"`
+}
+
+// Config is common.yaml. Field tags are the keys operators write; the names follow
+// Kubespray/KubeSphere where one exists.
+type Config struct {
+	LoadBalancerAPIServer           LoadBalancer `yaml:"loadbalancer_apiserver"`
+	LoadBalancerMode                string       `yaml:"loadbalancer_apiserver_mode"`
+	HAProxyPort                     int          `yaml:"loadbalancer_apiserver_haproxy_port"`
+	APIServerLoadBalancerDomainName string       `yaml:"apiserver_loadbalancer_domain_name"`
+	APIServerPort                   int          `yaml:"kube_apiserver_port"`
+	KubeVersion                     string       `yaml:"kube_version"`
+	EtcdVersion                     string       `yaml:"etcd_version"`
+	ContainerManager                string       `yaml:"container_manager"`
+	KubePodsSubnet                  string       `yaml:"kube_pods_subnet"`
+	KubeServiceAddresses            string       `yaml:"kube_service_addresses"`
+	DNSDomain                       string       `yaml:"dns_domain"`
+	KubeNetworkPlugin               string       `yaml:"kube_network_plugin"`
+	ClusterName                     string       `yaml:"cluster_name"`
+}
+
+// Default returns the defaults documented in conf/common.yaml.
+func Default() *Config {
+	return &Config{
+		LoadBalancerAPIServer:           LoadBalancer{Port: 6443},
+		HAProxyPort:                     8443,
+		APIServerLoadBalancerDomainName: "lb.kubesphere.local",
+		APIServerPort:                   6443,
+		KubeVersion:                     "v1.34.4",
+		EtcdVersion:                     "v3.6.16",
+		ContainerManager:                "containerd",
+		KubePodsSubnet:                  "10.233.64.0/18",
+		KubeServiceAddresses:            "10.233.0.0/18",
+		DNSDomain:                       "cluster.local",
+		KubeNetworkPlugin:               "flannel",
+		ClusterName:                     "cluster.local",
+	}
+}
+
+// Load reads and validates a common.yaml.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates common.yaml text over the defaults.
+func Parse(filename string, data []byte) (*Config, error) {
+	c := Default()
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil {
+			return nil, yamlError(filename, err)
+		}
+	}
+	if err := c.Validate(filename); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): (.*)`)
+
+// yamlError turns yaml.v3's messages into "file:line: what to change".
+func yamlError(filename string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs *multierror.Error
+		for _, e := range te.Errors {
+			errs = multierror.Append(errs, lineError(filename, e))
+		}
+		errs.ErrorFormat = listFormat
+		return errs
+	}
+	return lineError(filename, err.Error())
+}
+
+func lineError(filename, msg string) error {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		text := m[2]
+		if strings.Contains(text, "not found in type") {
+			field := strings.Fields(text)[1]
+			text = fmt.Sprintf("unknown key %s (known keys: %s)", field, strings.Join(Keys(), ", "))
+		} else if strings.Contains(text, "cannot unmarshal") {
+			text = "wrong type: " + text
+		}
+		return fmt.Errorf("%s:%s: %s", filename, m[1], text)
+	}
+	return fmt.Errorf("%s: %s", filename, msg)
+}
+
+func listFormat(errs []error) string {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Keys lists every top-level key of common.yaml.
+func Keys() []string {
+	keys := []string{}
+	for _, f := range fields() {
+		keys = append(keys, f.key)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+var versionRe = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
+
+// Validate checks values; source names where they came from.
+func (c *Config) Validate(source string) error {
+	var errs *multierror.Error
+	bad := func(format string, args ...any) {
+		errs = multierror.Append(errs, fmt.Errorf("%s: "+format, append([]any{source}, args...)...))
+	}
+	switch c.LoadBalancerMode {
+	case "", LBExternal, LBVIP, LBLocalProxy:
+	default:
+		bad("loadbalancer_apiserver_mode %q: use %s, %s or %s", c.LoadBalancerMode, LBExternal, LBVIP, LBLocalProxy)
+	}
+	if a := c.LoadBalancerAPIServer.Address; a != "" && net.ParseIP(a) == nil {
+		bad("loadbalancer_apiserver.address %q is not an IP address", a)
+	}
+	if (c.LoadBalancerMode == LBExternal || c.LoadBalancerMode == LBVIP) && c.LoadBalancerAPIServer.Address == "" {
+		bad("loadbalancer_apiserver_mode %s needs loadbalancer_apiserver.address", c.LoadBalancerMode)
+	}
+	for name, p := range map[string]int{"loadbalancer_apiserver.port": c.LoadBalancerAPIServer.Port,
+		"kube_apiserver_port": c.APIServerPort, "loadbalancer_apiserver_haproxy_port": c.HAProxyPort} {
+		if p < 1 || p > 65535 {
+			bad("%s %d is not a TCP port (1-65535)", name, p)
+		}
+	}
+	for name, v := range map[string]string{"kube_version": c.KubeVersion, "etcd_version": c.EtcdVersion} {
+		if !versionRe.MatchString(v) {
+			bad("%s %q: write it as vX.Y.Z, e.g. v1.34.4", name, v)
+		}
+	}
+	_, pods, err1 := net.ParseCIDR(c.KubePodsSubnet)
+	_, svcs, err2 := net.ParseCIDR(c.KubeServiceAddresses)
+	if err1 != nil {
+		bad("kube_pods_subnet %q is not a CIDR (e.g. 10.233.64.0/18)", c.KubePodsSubnet)
+	}
+	if err2 != nil {
+		bad("kube_service_addresses %q is not a CIDR (e.g. 10.233.0.0/18)", c.KubeServiceAddresses)
+	}
+	if err1 == nil && err2 == nil && (pods.Contains(svcs.IP) || svcs.Contains(pods.IP)) {
+		bad("kube_pods_subnet %s and kube_service_addresses %s overlap: pick two separate ranges", c.KubePodsSubnet, c.KubeServiceAddresses)
+	}
+	if c.ContainerManager != "containerd" {
+		bad("container_manager %q: only containerd is supported", c.ContainerManager)
+	}
+	if c.KubeNetworkPlugin != "flannel" {
+		bad("kube_network_plugin %q: only flannel is supported", c.KubeNetworkPlugin)
+	}
+	if c.APIServerLoadBalancerDomainName == "" {
+		bad("apiserver_loadbalancer_domain_name must not be empty")
+	}
+	if errs != nil {
+		errs.ErrorFormat = listFormat
+	}
+	return errs.ErrorOrNil()
+}
+
+// field describes one key for inventory overrides.
+type field struct {
+	key string
+	set func(c *Config, v any) error
+}
+
+func fields() []field {
+	str := func(key string, dst func(*Config) *string) field {
+		return field{key, func(c *Config, v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return fmt.Errorf("%s must be a string, got %v", key, v)
+			}
+			*dst(c) = s
+			return nil
+		}}
+	}
+	num := func(key string, dst func(*Config) *int) field {
+		return field{key, func(c *Config, v any) error {
+			n, err := toInt(v)
+			if err != nil {
+				return fmt.Errorf("%s must be a whole number, got %v", key, v)
+			}
+			*dst(c) = n
+			return nil
+		}}
+	}
+	return []field{
+		{"loadbalancer_apiserver", func(c *Config, v any) error {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return fmt.Errorf("loadbalancer_apiserver must be a dict like {'address': '10.0.0.10', 'port': 6443}")
+			}
+			for k, x := range m {
+				switch k {
+				case "address":
+					s, ok := x.(string)
+					if !ok {
+						return fmt.Errorf("loadbalancer_apiserver.address must be a string")
+					}
+					c.LoadBalancerAPIServer.Address = s
+				case "port":
+					n, err := toInt(x)
+					if err != nil {
+						return fmt.Errorf("loadbalancer_apiserver.port must be a whole number")
+					}
+					c.LoadBalancerAPIServer.Port = n
+				default:
+					return fmt.Errorf("loadbalancer_apiserver has no key %q (address, port)", k)
+				}
+			}
+			return nil
+		}},
+		str("loadbalancer_apiserver_mode", func(c *Config) *string { return &c.LoadBalancerMode }),
+		num("loadbalancer_apiserver_haproxy_port", func(c *Config) *int { return &c.HAProxyPort }),
+		str("apiserver_loadbalancer_domain_name", func(c *Config) *string { return &c.APIServerLoadBalancerDomainName }),
+		num("kube_apiserver_port", func(c *Config) *int { return &c.APIServerPort }),
+		str("kube_version", func(c *Config) *string { return &c.KubeVersion }),
+		str("etcd_version", func(c *Config) *string { return &c.EtcdVersion }),
+		str("container_manager", func(c *Config) *string { return &c.ContainerManager }),
+		str("kube_pods_subnet", func(c *Config) *string { return &c.KubePodsSubnet }),
+		str("kube_service_addresses", func(c *Config) *string { return &c.KubeServiceAddresses }),
+		str("dns_domain", func(c *Config) *string { return &c.DNSDomain }),
+		str("kube_network_plugin", func(c *Config) *string { return &c.KubeNetworkPlugin }),
+		str("cluster_name", func(c *Config) *string { return &c.ClusterName }),
+	}
+}
+
+func toInt(v any) (int, error) {
+	switch x := v.(type) {
+	case int64:
+		return int(x), nil
+	case int:
+		return x, nil
+	case string:
+		return strconv.Atoi(x)
+	}
+	return 0, fmt.Errorf("not a number")
+}
+
+// ApplyOverrides sets keys given as Ansible variables (the inventory's all vars), which win
+// over common.yaml as -e / group vars would. Unrelated variables are ignored.
+func (c *Config) ApplyOverrides(vars map[string]any, source string) error {
+	var errs *multierror.Error
+	for _, f := range fields() {
+		v, ok := vars[f.key]
+		if !ok {
+			continue
+		}
+		if err := f.set(c, v); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", source, err))
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		return err
+	}
+	return c.Validate(source)
+}
+
+// Mode returns the load balancer mode, filling in the default: external when an address is
+// given (as KubeSphere's sample does), none otherwise.
+func (c *Config) Mode() string {
+	switch {
+	case c.LoadBalancerMode != "":
+		return c.LoadBalancerMode
+	case c.LoadBalancerAPIServer.Address != "":
+		return LBExternal
+	}
+	return LBNone
+}

@@ -1,0 +1,383 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/transport"
+)
+
+// Dialer opens connections; *transport.Pool satisfies it, tests may pass their own.
+type Dialer interface {
+	Get(ctx context.Context, t transport.Target) (transport.Conn, error)
+}
+
+// Options control a run.
+type Options struct {
+	Forks  int      // hosts worked on at once; default 100
+	DryRun bool     // run Check only; change nothing
+	Limit  []string // only these host names (empty: all)
+	RunDir string   // per-host command logs (0600); empty: no logs
+	Report Reporter // progress output; default: plain lines to io.Discard
+}
+
+// Runner runs phases over connections from a Dialer.
+type Runner struct {
+	opts   Options
+	dialer Dialer
+
+	mu     sync.Mutex
+	hosts  map[string]*Host // connected hosts, by name
+	down   map[string]error // hosts that failed: skipped for the rest of the run
+	recap  map[string]*HostRecap
+	logs   map[string]*hostLog
+	errors *multierror.Error
+}
+
+// New returns a Runner. Close it to close the per-host logs (connections belong to the Dialer).
+func New(d Dialer, o Options) *Runner {
+	if o.Forks <= 0 {
+		o.Forks = 100
+	}
+	if o.Report == nil {
+		o.Report = NewLineReporter(io.Discard, false)
+	}
+	return &Runner{opts: o, dialer: d, hosts: map[string]*Host{}, down: map[string]error{},
+		recap: map[string]*HostRecap{}, logs: map[string]*hostLog{}}
+}
+
+// TaskError is a task that failed on a host.
+type TaskError struct {
+	Host, Phase, Task string
+	Err               error
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("%s: %s / %s: %v", e.Host, e.Phase, e.Task, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// ErrStopped is returned (wrapped) when a failure in a critical phase stopped the run.
+var ErrStopped = errors.New("run stopped")
+
+// Run runs the phases in order and returns every host failure, aggregated.
+func (r *Runner) Run(ctx context.Context, phases []Phase) error {
+	for _, p := range phases {
+		if err := ctx.Err(); err != nil {
+			r.addError(&TaskError{Host: "-", Phase: p.Name, Task: "-", Err: err})
+			break
+		}
+		hosts := r.selectHosts(p.Hosts)
+		r.opts.Report.PhaseStart(p.Name, len(hosts), len(p.Tasks))
+		start := time.Now()
+		failed := r.runPhase(ctx, p, hosts)
+		r.opts.Report.PhaseEnd(p.Name, time.Since(start))
+		if failed && p.Critical {
+			r.addError(fmt.Errorf("phase %s is quorum-critical and failed on a host: %w before the next phase", p.Name, ErrStopped))
+			break
+		}
+	}
+	return r.errors.ErrorOrNil()
+}
+
+// Recap returns per-host counts, sorted by host name.
+func (r *Runner) Recap() []HostRecap {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]HostRecap, 0, len(r.recap))
+	for _, h := range r.recap {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out
+}
+
+// Close closes the per-host logs.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs *multierror.Error
+	for _, l := range r.logs {
+		errs = multierror.Append(errs, l.close())
+	}
+	return errs.ErrorOrNil()
+}
+
+func (r *Runner) selectHosts(hosts []*cluster.Host) []*cluster.Host {
+	if len(r.opts.Limit) == 0 {
+		return hosts
+	}
+	var out []*cluster.Host
+	for _, h := range hosts {
+		for _, name := range r.opts.Limit {
+			if h.Name == name {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// runPhase reports whether any host failed.
+func (r *Runner) runPhase(ctx context.Context, p Phase, hosts []*cluster.Host) bool {
+	if p.Serial > 0 {
+		return r.runRolling(ctx, p, hosts)
+	}
+	// Lockstep: each task on every host before the next task, so e.g. all etcd members start
+	// together; a host that fails drops out of the rest of the phase.
+	active := hosts
+	anyFailed := false
+	for _, t := range p.Tasks {
+		var mu sync.Mutex
+		var next []*cluster.Host
+		r.forEach(ctx, active, func(ch *cluster.Host) {
+			if r.runTask(ctx, p, t, ch) {
+				mu.Lock()
+				next = append(next, ch)
+				mu.Unlock()
+			} else {
+				mu.Lock()
+				anyFailed = true
+				mu.Unlock()
+			}
+		})
+		active = keepOrder(hosts, next)
+		if anyFailed && p.Critical {
+			break
+		}
+	}
+	return anyFailed
+}
+
+// runRolling runs all of a phase's tasks on Serial hosts at a time; in a critical phase the
+// first failure stops it, so a rolling change never takes down more than one batch.
+func (r *Runner) runRolling(ctx context.Context, p Phase, hosts []*cluster.Host) bool {
+	sem := make(chan struct{}, p.Serial)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := false
+	for _, ch := range hosts {
+		// Take the slot first: with Serial 1 that waits for the previous host to finish, so
+		// its failure is known before the next host starts.
+		sem <- struct{}{}
+		mu.Lock()
+		stop := failed && p.Critical
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func(ch *cluster.Host) {
+			defer func() { <-sem; wg.Done() }()
+			for _, t := range p.Tasks {
+				if !r.runTask(ctx, p, t, ch) {
+					mu.Lock()
+					failed = true
+					mu.Unlock()
+					return
+				}
+			}
+		}(ch)
+	}
+	wg.Wait()
+	return failed
+}
+
+func (r *Runner) forEach(ctx context.Context, hosts []*cluster.Host, fn func(*cluster.Host)) {
+	sem := make(chan struct{}, r.opts.Forks)
+	var wg sync.WaitGroup
+	for _, ch := range hosts {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(ch *cluster.Host) {
+			defer func() { <-sem; wg.Done() }()
+			fn(ch)
+		}(ch)
+	}
+	wg.Wait()
+}
+
+// runTask runs one task on one host and reports whether the host may go on.
+func (r *Runner) runTask(ctx context.Context, p Phase, t Task, ch *cluster.Host) bool {
+	start := time.Now()
+	h, err := r.host(ctx, ch)
+	if err != nil {
+		r.record(p.Name, t.Name, ch.Name, StatusFailed, "", err, time.Since(start))
+		return false
+	}
+	if t.When != nil && !t.When(h) {
+		r.record(p.Name, t.Name, ch.Name, StatusSkipped, "", nil, time.Since(start))
+		return true
+	}
+	r.logFor(ch.Name).task(p.Name, t.Name)
+	status, change, err := r.execute(ctx, t, h)
+	r.record(p.Name, t.Name, ch.Name, status, change, err, time.Since(start))
+	return status != StatusFailed
+}
+
+func (r *Runner) execute(ctx context.Context, t Task, h *Host) (Status, string, error) {
+	change := "run"
+	if t.Check != nil {
+		c, err := t.Check(ctx, h)
+		if err != nil {
+			return StatusFailed, "", err
+		}
+		if c == "" {
+			return StatusOK, "", nil
+		}
+		change = c
+	}
+	if t.Apply == nil {
+		return StatusOK, "", nil
+	}
+	if h.DryRun {
+		return StatusChanged, "would " + change, nil
+	}
+	if err := t.Apply(ctx, h); err != nil {
+		return StatusFailed, change, err
+	}
+	return StatusChanged, change, nil
+}
+
+// host connects to a host once per run; a host that failed stays failed.
+func (r *Runner) host(ctx context.Context, ch *cluster.Host) (*Host, error) {
+	r.mu.Lock()
+	if err, ok := r.down[ch.Name]; ok {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("skipped: host failed earlier: %w", err)
+	}
+	if h, ok := r.hosts[ch.Name]; ok {
+		r.mu.Unlock()
+		return h, nil
+	}
+	r.mu.Unlock()
+
+	log, err := r.openLog(ch)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := r.dialer.Get(ctx, ch.Target)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	h := &Host{Host: ch, Conn: &loggedConn{Conn: conn, log: log}, DryRun: r.opts.DryRun}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if existing, ok := r.hosts[ch.Name]; ok {
+		return existing, nil
+	}
+	r.hosts[ch.Name] = h
+	return h, nil
+}
+
+func (r *Runner) record(phase, task, host string, s Status, change string, err error, d time.Duration) {
+	r.mu.Lock()
+	rc, ok := r.recap[host]
+	if !ok {
+		rc = &HostRecap{Host: host}
+		r.recap[host] = rc
+	}
+	rc.Elapsed += d
+	switch s {
+	case StatusOK:
+		rc.OK++
+	case StatusChanged:
+		rc.Changed++
+	case StatusSkipped:
+		rc.Skipped++
+	case StatusFailed:
+		rc.Failed++
+		if _, ok := r.down[host]; !ok {
+			r.down[host] = err
+		}
+	}
+	l := r.logs[host]
+	r.mu.Unlock()
+	if s == StatusFailed {
+		r.addError(&TaskError{Host: host, Phase: phase, Task: task, Err: err})
+	}
+	if l != nil {
+		l.result(s, change, err)
+	}
+	r.opts.Report.TaskDone(Event{Phase: phase, Task: task, Host: host, Status: s, Change: change, Err: err, Elapsed: d})
+}
+
+func (r *Runner) logFor(host string) *hostLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.logs[host]
+}
+
+func (r *Runner) addError(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errors = multierror.Append(r.errors, err)
+	r.errors.ErrorFormat = formatErrors
+}
+
+// formatErrors prints one failure a line, so a report over many hosts stays readable.
+func formatErrors(errs []error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d failure(s):", len(errs))
+	for _, e := range errs {
+		b.WriteString("\n  - ")
+		b.WriteString(strings.ReplaceAll(e.Error(), "\n", "\n    "))
+	}
+	return b.String()
+}
+
+// HostRecap counts what the run did on one host, like Ansible's PLAY RECAP.
+type HostRecap struct {
+	Host                         string
+	OK, Changed, Skipped, Failed int
+	Elapsed                      time.Duration
+}
+
+func keepOrder(all, subset []*cluster.Host) []*cluster.Host {
+	in := make(map[*cluster.Host]bool, len(subset))
+	for _, h := range subset {
+		in[h] = true
+	}
+	out := make([]*cluster.Host, 0, len(subset))
+	for _, h := range all {
+		if in[h] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.TrimSpace(strings.Join(lines, "\n"))
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}
+
+// Host returns a host the run connected to, or nil.
+func (r *Runner) Host(name string) *Host {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hosts[name]
+}

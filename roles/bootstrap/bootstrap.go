@@ -1,0 +1,150 @@
+// Package bootstrap prepares the operating system of every cluster host: name, /etc/hosts,
+// swap, kernel modules and sysctls. Every task checks first, so a re-run changes nothing.
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/transport"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+const (
+	hostsFile   = "/etc/hosts"
+	sysctlFile  = "/etc/sysctl.d/99-kinstall.conf"
+	blockBegin  = "# BEGIN kinstall managed hosts"
+	blockEnd    = "# END kinstall managed hosts"
+	kernelMods  = "overlay br_netfilter"
+	modulesFile = "/etc/modules-load.d/kinstall.conf"
+)
+
+// Tasks returns bootstrap's tasks.
+func Tasks(c *cluster.Cluster) []runner.Task {
+	return []runner.Task{
+		{Name: "hostname", Check: checkHostname, Apply: setHostname},
+		{Name: "/etc/hosts", Check: func(ctx context.Context, h *runner.Host) (string, error) {
+			return checkHosts(ctx, h, c)
+		}, Apply: func(ctx context.Context, h *runner.Host) error { return writeHosts(ctx, h, c) }},
+		runner.Shell("swap off", `[ -z "$(swapon --noheadings --show 2>/dev/null)" ]`,
+			`swapoff -a && sed -ri '/\sswap\s/s/^([^#])/#\1/' /etc/fstab`),
+		runner.EnsureFile("kernel modules at boot", modulesFile, 0o644, "", func(*runner.Host) ([]byte, error) {
+			return []byte(strings.ReplaceAll(kernelMods, " ", "\n") + "\n"), nil
+		}),
+		// Modules built into the kernel, or hosts without loadable modules (containers), are fine
+		// as long as the feature is there: only load what is missing and loadable.
+		runner.Shell("kernel modules loaded",
+			`for m in `+kernelMods+`; do [ -d /sys/module/$m ] || [ ! -d /lib/modules/$(uname -r) ] || exit 1; done`,
+			`for m in `+kernelMods+`; do [ -d /sys/module/$m ] || modprobe $m; done`),
+		runner.EnsureFile("sysctl file", sysctlFile, 0o644, "", func(*runner.Host) ([]byte, error) {
+			return render("sysctl.conf.tmpl", nil)
+		}),
+		// Keys the kernel doesn't offer here (bridge sysctls without br_netfilter) are skipped.
+		runner.Shell("sysctls applied", sysctlsApplied, "sysctl -e -q -p "+sysctlFile),
+	}
+}
+
+// sysctlsApplied exits 0 when every key of the file that exists on this kernel has its value.
+const sysctlsApplied = `while IFS='=' read -r k v; do
+  k=$(echo $k); v=$(echo $v)
+  case "$k" in ''|'#'*) continue;; esac
+  f=/proc/sys/$(echo "$k" | tr . /)
+  [ -e "$f" ] || continue
+  [ "$(cat "$f")" = "$v" ] || exit 1
+done < ` + sysctlFile
+
+func checkHostname(ctx context.Context, h *runner.Host) (string, error) {
+	out, err := h.Sudo(ctx, "hostname")
+	if err != nil {
+		return "", err
+	}
+	if cur := strings.TrimSpace(out); cur != h.Name {
+		return fmt.Sprintf("rename %s -> %s", cur, h.Name), nil
+	}
+	return "", nil
+}
+
+func setHostname(ctx context.Context, h *runner.Host) error {
+	name := runner.ShellQuote(h.Name)
+	_, err := h.Sudo(ctx, "hostnamectl set-hostname "+name+" 2>/dev/null || { hostname "+name+" && echo "+name+" > /etc/hostname; }")
+	return err
+}
+
+// hostsBlock is the managed part of /etc/hosts: every cluster host and the API load balancer name.
+func hostsBlock(h *runner.Host, c *cluster.Cluster) ([]byte, error) {
+	lbAddr := c.LoadBalancerAddressFor(h.Host)
+	return render("hosts-block.tmpl", map[string]any{
+		"Begin": blockBegin, "End": blockEnd, "Hosts": c.Hosts,
+		"LBAddress": lbAddr, "LBName": c.Config.APIServerLoadBalancerDomainName,
+	})
+}
+
+// mergeHostsFile replaces the managed block in an /etc/hosts, or appends it.
+func mergeHostsFile(current string, block []byte) string {
+	b := strings.TrimRight(string(block), "\n") + "\n"
+	start := strings.Index(current, blockBegin)
+	end := strings.Index(current, blockEnd)
+	if start >= 0 && end > start {
+		rest := current[end+len(blockEnd):]
+		rest = strings.TrimPrefix(rest, "\n")
+		return current[:start] + b + rest
+	}
+	if current != "" && !strings.HasSuffix(current, "\n") {
+		current += "\n"
+	}
+	return current + b
+}
+
+func wantedHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) (string, string, error) {
+	cur, err := h.Sudo(ctx, "cat "+hostsFile)
+	if err != nil {
+		return "", "", err
+	}
+	block, err := hostsBlock(h, c)
+	if err != nil {
+		return "", "", err
+	}
+	return cur, mergeHostsFile(cur, block), nil
+}
+
+func checkHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) (string, error) {
+	cur, want, err := wantedHosts(ctx, h, c)
+	if err != nil {
+		return "", err
+	}
+	if cur == want {
+		return "", nil
+	}
+	return "update managed block in " + hostsFile, nil
+}
+
+func writeHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) error {
+	_, want, err := wantedHosts(ctx, h, c)
+	if err != nil {
+		return err
+	}
+	_, err = h.Conn.WriteFile(ctx, []byte(want), fileSpec(hostsFile))
+	return err
+}
+
+func render(name string, data any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+		return nil, fmt.Errorf("template %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+func fileSpec(path string) transport.FileSpec {
+	return transport.FileSpec{Path: path, Mode: 0o644, Sudo: true}
+}
