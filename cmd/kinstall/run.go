@@ -67,7 +67,7 @@ func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, e
 		ConnectTimeout:    f.connectTimeout,
 		CommandTimeout:    f.commandTimeout,
 	})
-	runDir := filepath.Join(f.stateDir, "runs", time.Now().Format("20060102-150405"))
+	runDir := filepath.Join(f.stateDir, "runs", time.Now().Format("20060102-150405.000"))
 	var rep runner.Reporter = runner.NewLineReporter(cmd.OutOrStdout(), g.verbose)
 	if out, ok := cmd.OutOrStdout().(*os.File); ok && term.IsTerminal(int(out.Fd())) && !g.verbose {
 		rep = runner.NewBarReporter(out)

@@ -17,7 +17,11 @@ func Dial(ctx context.Context, t Target, o Options, keys *HostKeyStore) (Conn, e
 	if t.Port == 0 {
 		t.Port = 22
 	}
-	return dialSSH(ctx, t, o, keys)
+	c, err := dialSSH(ctx, t, o, keys)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return c, nil
 }
 
 // Pool keeps one connection per host for a whole run.
