@@ -26,12 +26,14 @@ const (
 
 // Server is a running sshd.
 type Server struct {
-	Addr           string // 127.0.0.1 (or the address asked for)
+	Addr           string // the first address
+	Addrs          []string
 	Port           int
 	KnownHostsFile string // has this server's host key
 	UserKeyFile    string // private key authorized for every user
 	Dir            string
 	cmd            *exec.Cmd
+	logf           *os.File
 }
 
 var usersOnce sync.Once
@@ -58,37 +60,68 @@ func Start(t testing.TB) *Server { return StartOn(t, "127.0.0.1") }
 func StartOn(t testing.TB, addr string) *Server {
 	t.Helper()
 	skipUnlessPossible(t)
+	s, err := Launch(t.TempDir(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Launch starts an sshd in dir listening on every given address, on one free port, for
+// programs (the benchmark) as well as tests. Stop it with Stop.
+func Launch(dir string, addrs ...string) (*Server, error) {
 	usersOnce.Do(func() { usersErr = ensureUsers() })
 	if usersErr != nil {
-		t.Fatalf("test users: %v", usersErr)
+		return nil, fmt.Errorf("test users: %w", usersErr)
 	}
-	dir := t.TempDir()
-	s := &Server{Addr: addr, Dir: dir, UserKeyFile: filepath.Join(dir, "id_ed25519")}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	s := &Server{Addr: addrs[0], Addrs: addrs, Dir: dir, UserKeyFile: filepath.Join(dir, "id_ed25519")}
+	if err := s.launch(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) launch() error {
+	dir := s.Dir
+	if err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_ed25519")); err != nil {
+		return err
+	}
+	if err := run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", s.UserKeyFile); err != nil {
+		return err
+	}
+	pub, err := os.ReadFile(s.UserKeyFile + ".pub")
+	if err != nil {
+		return err
+	}
+	keysDir := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(keysDir, 0o755); err != nil {
+		return err
+	}
+	// sshd reads authorized keys as the user: every directory on the way must be searchable.
+	for d := dir; d != "/" && d != "/tmp"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return err
 		}
 	}
-	must(run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host_ed25519")))
-	must(run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", s.UserKeyFile))
-	pub, err := os.ReadFile(s.UserKeyFile + ".pub")
-	must(err)
-	keysDir := filepath.Join(dir, "keys")
-	must(os.MkdirAll(keysDir, 0o755))
-	// sshd reads authorized keys as the user: every directory on the way must be searchable.
-	must(os.Chmod(dir, 0o755))
-	must(os.Chmod(filepath.Dir(dir), 0o755))
 	for _, u := range []string{"root", UserNoPw, UserPw, UserNoSudo} {
-		must(os.WriteFile(filepath.Join(keysDir, u), pub, 0o644))
+		if err := os.WriteFile(filepath.Join(keysDir, u), pub, 0o644); err != nil {
+			return err
+		}
 	}
-	port, err := freePort(addr)
-	must(err)
+	port, err := freePort(s.Addrs)
+	if err != nil {
+		return err
+	}
 	s.Port = port
+	var listen strings.Builder
+	for _, a := range s.Addrs {
+		fmt.Fprintf(&listen, "ListenAddress %s\n", a)
+	}
 	cfg := filepath.Join(dir, "sshd_config")
-	must(os.WriteFile(cfg, []byte(fmt.Sprintf(`Port %d
-ListenAddress %s
-HostKey %s
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`Port %d
+%sHostKey %s
 PidFile %s
 AuthorizedKeysFile %s/%%u
 StrictModes no
@@ -100,45 +133,86 @@ MaxSessions 200
 MaxStartups 500:30:1000
 Subsystem sftp internal-sftp
 LogLevel ERROR
-`, port, addr, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "sshd.pid"), keysDir)), 0o644))
-	must(os.MkdirAll("/run/sshd", 0o755))
+`, port, listen.String(), filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "sshd.pid"), keysDir)), 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return err
+	}
 	hostPub, err := os.ReadFile(filepath.Join(dir, "host_ed25519.pub"))
-	must(err)
+	if err != nil {
+		return err
+	}
+	var known strings.Builder
+	for _, a := range s.Addrs {
+		fmt.Fprintf(&known, "[%s]:%d %s", a, port, hostPub)
+	}
 	s.KnownHostsFile = filepath.Join(dir, "known_hosts")
-	must(os.WriteFile(s.KnownHostsFile, []byte(fmt.Sprintf("[%s]:%d %s", addr, port, hostPub)), 0o600))
-
+	if err := os.WriteFile(s.KnownHostsFile, []byte(known.String()), 0o600); err != nil {
+		return err
+	}
 	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
 	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
-	must(err)
+	if err != nil {
+		return err
+	}
+	s.logf = logf
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	must(s.cmd.Start())
-	t.Cleanup(func() {
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, a := range s.Addrs {
+		for {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(a, strconv.Itoa(port)), 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
+				return fmt.Errorf("sshd did not start: %s", log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// Stop ends the sshd.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		_, _ = s.cmd.Process.Wait()
-		logf.Close()
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, strconv.Itoa(port)), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
-			t.Fatalf("sshd did not start: %s", log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	if s.logf != nil {
+		s.logf.Close()
 	}
 }
 
-func freePort(addr string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		return 0, err
+// freePort finds a port free on every address.
+func freePort(addrs []string) (int, error) {
+	for try := 0; try < 20; try++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(addrs[0], "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		free := true
+		for _, a := range addrs[1:] {
+			if l2, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port))); err != nil {
+				free = false
+				break
+			} else {
+				l2.Close()
+			}
+		}
+		if free {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no port free on all of %v", addrs)
 }
 
 func run(name string, args ...string) error {
