@@ -87,6 +87,14 @@ func (r *Runner) Run(ctx context.Context, phases []Phase) error {
 			break
 		}
 	}
+	if r.errors != nil {
+		// Hosts finish in any order; report them in a stable one.
+		sort.SliceStable(r.errors.Errors, func(i, j int) bool {
+			a, aok := r.errors.Errors[i].(*TaskError)
+			b, bok := r.errors.Errors[j].(*TaskError)
+			return aok && bok && a.Phase == b.Phase && a.Host < b.Host
+		})
+	}
 	return r.errors.ErrorOrNil()
 }
 

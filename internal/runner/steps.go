@@ -59,16 +59,26 @@ func FileChange(st FileState, data []byte, mode os.FileMode, owner string) strin
 // EnsureFile is a task that makes path hold content(h), owned by root unless owner says
 // otherwise. After a change it records the fact "changed:"+path for later tasks (restarts).
 func EnsureFile(name, path string, mode os.FileMode, owner string, content func(h *Host) ([]byte, error)) Task {
-	var rendered = func(h *Host) ([]byte, error) {
+	return ensureFile(name, func(*Host) string { return path }, mode, owner, content)
+}
+
+// EnsureFileAt is EnsureFile with a path that depends on the host, owned by root.
+func EnsureFileAt(name string, path func(h *Host) string, mode os.FileMode, content func(h *Host) ([]byte, error)) Task {
+	return ensureFile(name, path, mode, "", content)
+}
+
+func ensureFile(name string, pathOf func(h *Host) string, mode os.FileMode, owner string, content func(h *Host) ([]byte, error)) Task {
+	rendered := func(h *Host) ([]byte, error) {
 		b, err := content(h)
 		if err != nil {
-			return nil, fmt.Errorf("render %s: %w", path, err)
+			return nil, fmt.Errorf("render %s: %w", pathOf(h), err)
 		}
 		return b, nil
 	}
 	return Task{
 		Name: name,
 		Check: func(ctx context.Context, h *Host) (string, error) {
+			path := pathOf(h)
 			data, err := rendered(h)
 			if err != nil {
 				return "", err
@@ -83,6 +93,7 @@ func EnsureFile(name, path string, mode os.FileMode, owner string, content func(
 			return "", nil
 		},
 		Apply: func(ctx context.Context, h *Host) error {
+			path := pathOf(h)
 			data, err := rendered(h)
 			if err != nil {
 				return err

@@ -147,7 +147,9 @@ func TestPartitionedHostTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan result, 1)
-	go func() { done <- e.kinstall(t, "exec", "--limit", "node4,node1", "--command-timeout", "3s", "sleep 1; echo ok") }()
+	go func() {
+		done <- e.kinstall(t, "exec", "--limit", "node4,node1", "--command-timeout", "3s", "sleep 1; echo ok")
+	}()
 	time.Sleep(400 * time.Millisecond)
 	if err := e.lab.Partition(ctx, "node4"); err != nil {
 		t.Fatal(err)
