@@ -139,25 +139,33 @@ func (r *Runner) selectHosts(hosts []*cluster.Host) []*cluster.Host {
 
 // runPhase reports whether any host failed.
 func (r *Runner) runPhase(ctx context.Context, p Phase, hosts []*cluster.Host) bool {
-	if p.Serial > 0 {
-		return r.runRolling(ctx, p, hosts)
+	switch {
+	case p.Serial > 0:
+		return r.runPerHost(ctx, p, hosts, p.Serial)
+	case p.Lockstep:
+		return r.runLockstep(ctx, p, hosts)
 	}
-	// Lockstep: each task on every host before the next task, so e.g. all etcd members start
-	// together; a host that fails drops out of the rest of the phase.
+	// Each host runs the phase's tasks as fast as it can, up to --forks hosts at once: no host
+	// waits for the slowest one at every task.
+	return r.runPerHost(ctx, p, hosts, r.opts.Forks)
+}
+
+// runLockstep runs each task on every host before the next task, so e.g. all etcd members
+// start together; a host that fails drops out of the rest of the phase.
+func (r *Runner) runLockstep(ctx context.Context, p Phase, hosts []*cluster.Host) bool {
 	active := hosts
 	anyFailed := false
 	for _, t := range p.Tasks {
 		var mu sync.Mutex
 		var next []*cluster.Host
 		r.forEach(ctx, active, func(ch *cluster.Host) {
-			if r.runTask(ctx, p, t, ch) {
-				mu.Lock()
+			ok := r.runTask(ctx, p, t, ch)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
 				next = append(next, ch)
-				mu.Unlock()
 			} else {
-				mu.Lock()
 				anyFailed = true
-				mu.Unlock()
 			}
 		})
 		active = keepOrder(hosts, next)
@@ -168,10 +176,11 @@ func (r *Runner) runPhase(ctx context.Context, p Phase, hosts []*cluster.Host) b
 	return anyFailed
 }
 
-// runRolling runs all of a phase's tasks on Serial hosts at a time; in a critical phase the
-// first failure stops it, so a rolling change never takes down more than one batch.
-func (r *Runner) runRolling(ctx context.Context, p Phase, hosts []*cluster.Host) bool {
-	sem := make(chan struct{}, p.Serial)
+// runPerHost runs all of a phase's tasks on up to slots hosts at a time. With Serial 1 in a
+// critical phase the first failure stops it, so a rolling change never takes down more than
+// one host.
+func (r *Runner) runPerHost(ctx context.Context, p Phase, hosts []*cluster.Host, slots int) bool {
+	sem := make(chan struct{}, slots)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed := false

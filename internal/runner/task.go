@@ -45,7 +45,8 @@ type Phase struct {
 	Name     string
 	Hosts    []*cluster.Host
 	Tasks    []Task
-	Serial   int  // 0: each task runs on all hosts at once (lockstep); N: N hosts at a time run all tasks
+	Serial   int  // 0: every host at once (up to --forks); N: N hosts at a time (rolling)
+	Lockstep bool // each task on every host before the next task (e.g. members that must start together)
 	Critical bool // quorum-critical: any failure stops the whole run
 }
 

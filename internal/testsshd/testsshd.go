@@ -32,9 +32,12 @@ type Server struct {
 	KnownHostsFile string // has this server's host key
 	UserKeyFile    string // private key authorized for every user
 	Dir            string
-	cmd            *exec.Cmd
+	cmds           []*exec.Cmd
 	logf           *os.File
 }
+
+// maxListen is how many addresses one sshd may listen on (its MAX_LISTEN_SOCKS).
+const maxListen = 16
 
 var usersOnce sync.Once
 var usersErr error
@@ -115,27 +118,6 @@ func (s *Server) launch() error {
 		return err
 	}
 	s.Port = port
-	var listen strings.Builder
-	for _, a := range s.Addrs {
-		fmt.Fprintf(&listen, "ListenAddress %s\n", a)
-	}
-	cfg := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`Port %d
-%sHostKey %s
-PidFile %s
-AuthorizedKeysFile %s/%%u
-StrictModes no
-UsePAM no
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-PermitRootLogin yes
-MaxSessions 200
-MaxStartups 500:30:1000
-Subsystem sftp internal-sftp
-LogLevel ERROR
-`, port, listen.String(), filepath.Join(dir, "host_ed25519"), filepath.Join(dir, "sshd.pid"), keysDir)), 0o644); err != nil {
-		return err
-	}
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		return err
 	}
@@ -151,15 +133,23 @@ LogLevel ERROR
 	if err := os.WriteFile(s.KnownHostsFile, []byte(known.String()), 0o600); err != nil {
 		return err
 	}
-	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
 	logf, err := os.Create(filepath.Join(dir, "sshd.log"))
 	if err != nil {
 		return err
 	}
 	s.logf = logf
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		return err
+	for i := 0; i < len(s.Addrs); i += maxListen {
+		chunk := s.Addrs[i:min(i+maxListen, len(s.Addrs))]
+		cfg := filepath.Join(dir, fmt.Sprintf("sshd_config.%d", i/maxListen))
+		if err := os.WriteFile(cfg, []byte(sshdConfig(port, chunk, dir, keysDir, i/maxListen)), 0o644); err != nil {
+			return err
+		}
+		cmd := exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		s.cmds = append(s.cmds, cmd)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, a := range s.Addrs {
@@ -179,11 +169,35 @@ LogLevel ERROR
 	return nil
 }
 
-// Stop ends the sshd.
+func sshdConfig(port int, addrs []string, dir, keysDir string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Port %d\n", port)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "ListenAddress %s\n", a)
+	}
+	fmt.Fprintf(&b, `HostKey %s
+PidFile %s
+AuthorizedKeysFile %s/%%u
+StrictModes no
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin yes
+MaxSessions 200
+MaxStartups 500:30:1000
+Subsystem sftp internal-sftp
+LogLevel ERROR
+`, filepath.Join(dir, "host_ed25519"), filepath.Join(dir, fmt.Sprintf("sshd.%d.pid", n)), keysDir)
+	return b.String()
+}
+
+// Stop ends the sshd processes.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		_, _ = s.cmd.Process.Wait()
+	for _, cmd := range s.cmds {
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+		}
 	}
 	if s.logf != nil {
 		s.logf.Close()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,32 +15,53 @@ import (
 	"time"
 )
 
-// driverScript is the remote half of a shell: it reads framed requests on stdin and writes
-// framed replies on stdout, so every command of a host goes through one SSH session.
+// driverScript is the remote half of a shell (run by bash): it reads framed requests on stdin
+// and runs each command with its stdout and stderr going straight into the session's two
+// streams, then writes an end marker with the exit code on both. Every command of a host goes
+// through one SSH session and costs one process (sh): forks cost ~1 ms here, so they count.
+// The command is written to a private file, not put on a command line other users can see.
 //
-// Request:  "<id> <timeout-seconds> <command-bytes> <stdin-bytes>\n" then the raw bytes.
-// Reply:    "KINSTALL-END <id> <exit> <stdout-bytes> <stderr-bytes>\n" then the raw bytes.
-// dd with iflag=fullblock reads exactly the announced bytes, never the next request. timeout(1)
-// kills the command's whole process group when it runs too long (exit 124).
-// It must not contain single quotes: it travels inside sh -c '...'.
-const driverScript = `umask 077
+// Request: "<id> <command-bytes> <stdin-bytes>\n" then the raw bytes.
+// stderr:  "<nonce> <id> pid <pid>\n" first (the command's process group, for a kill on
+//
+//	timeout), then the command's stderr, then "\n<nonce> <id>\n".
+//
+// stdout:  the command's stdout, then "\n<nonce> <id> <exit>\n".
+// The nonce is random per shell, so no command output can fake a marker by accident.
+// bash's read -N takes exactly the command's bytes (C locale) without a process; dd with
+// iflag=fullblock takes exactly the stdin bytes, never the next request. set -m gives each
+// command its own process group, so a timeout kills all of it. bash's own stderr goes to
+// /dev/null (job-control notices would corrupt the stream); commands and markers use fd 3.
+// It must not contain single quotes: it travels inside bash -c '...'.
+const driverScript = `export LC_ALL=C
+umask 077
+set -m
+exec 3>&2 2>/dev/null
 d=$(mktemp -d "${TMPDIR:-/tmp}/.kinstall.XXXXXX") || exit 1
 trap "rm -rf $d" EXIT
 echo KINSTALL-READY
-while read -r id secs clen ilen; do
-  : > "$d/cmd"; : > "$d/in"
-  [ "$clen" -gt 0 ] && dd of="$d/cmd" bs="$clen" count=1 iflag=fullblock 2>/dev/null
-  [ "$ilen" -gt 0 ] && dd of="$d/in" bs="$ilen" count=1 iflag=fullblock 2>/dev/null
-  timeout -k 5 "$secs" /bin/sh "$d/cmd" < "$d/in" > "$d/out" 2> "$d/err"
+while read -r id clen ilen; do
+  IFS= read -r -N "$clen" cmd
+  in=/dev/null
+  if [ "$ilen" -gt 0 ]; then dd of="$d/in" bs="$ilen" count=1 iflag=fullblock 2>/dev/null; in="$d/in"; fi
+  printf "%s" "$cmd" > "$d/cmd"
+  ( printf "%s %s pid %s\n" "$N" "$id" "$BASHPID" >&3; exec /bin/sh "$d/cmd" 2>&3 3>&- ) < "$in" &
+  wait $!
   rc=$?
-  echo "KINSTALL-END $id $rc $(wc -c < "$d/out") $(wc -c < "$d/err")"
-  cat "$d/out" "$d/err"
+  printf "\n%s %s %s\n" "$N" "$id" "$rc"
+  printf "\n%s %s\n" "$N" "$id" >&3
 done`
 
-const readyLine = "KINSTALL-READY"
+// driverCommand starts the driver with its marker nonce; prefix is "" or a sudo invocation
+// ending in "--".
+func driverCommand(prefix, nonce string) string {
+	if prefix == "" {
+		prefix = "exec"
+	}
+	return prefix + " /bin/bash -c 'N=" + nonce + "; " + driverScript + "'"
+}
 
-// timeoutExit is timeout(1)'s exit code when it had to stop the command.
-const timeoutExit = 124
+const readyLine = "KINSTALL-READY"
 
 // shell talks to one running driver. A shell whose stream got out of step (a cancelled
 // command, a dead session) is broken and must be replaced.
@@ -47,13 +69,23 @@ type shell struct {
 	mu     sync.Mutex
 	stdin  io.WriteCloser
 	stdout *bufio.Reader
+	stderr *bufio.Reader // nil until the shell is ready (the handshake reads stderr itself)
+	nonce  string
 	close  func() error
+	kill   func(pgid int) error // stops a command's process group from outside the shell
 	broken error
 	nextID int
 }
 
-func newShell(stdin io.WriteCloser, stdout io.Reader, closeFn func() error) *shell {
-	return &shell{stdin: stdin, stdout: bufio.NewReaderSize(stdout, 64<<10), close: closeFn}
+func newShell(stdin io.WriteCloser, stdout io.Reader, nonce string, closeFn func() error) *shell {
+	return &shell{stdin: stdin, stdout: bufio.NewReaderSize(stdout, 64<<10), nonce: nonce, close: closeFn}
+}
+
+// newNonce returns a random marker for one shell.
+func newNonce() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "KINSTALL-" + hex.EncodeToString(b)
 }
 
 // waitReady reads lines until the driver says it is ready.
@@ -86,7 +118,9 @@ func (s *shell) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// run sends one command and reads its reply.
+// run sends one command and reads its reply. On timeout the command's process group is
+// killed (through another session: this one is busy), its reply is read, and the shell goes
+// on; a shell whose reply never comes is broken.
 func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,13 +129,9 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 	}
 	s.nextID++
 	id := s.nextID
-	secs := int(timeout.Seconds())
-	if secs < 1 {
-		secs = 1
-	}
 	start := time.Now()
 	var req bytes.Buffer
-	fmt.Fprintf(&req, "%d %d %d %d\n", id, secs, len(c.Command), len(c.Stdin))
+	fmt.Fprintf(&req, "%d %d %d\n", id, len(c.Command), len(c.Stdin))
 	req.WriteString(c.Command)
 	req.Write(c.Stdin)
 
@@ -110,58 +140,127 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 		err error
 	}
 	done := make(chan reply, 1)
+	pids := make(chan int, 1)
 	go func() {
 		if _, err := s.stdin.Write(req.Bytes()); err != nil {
 			done <- reply{err: fmt.Errorf("send command: %w", err)}
 			return
 		}
-		res, err := s.readReply(id)
+		res, err := s.readReply(id, pids)
 		done <- reply{res, err}
 	}()
-	// The driver enforces the timeout itself; this one only guards against a dead peer.
-	guard := time.NewTimer(timeout + 15*time.Second)
-	defer guard.Stop()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			s.broken = r.err
-			_ = s.close()
-			return Result{}, r.err
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	pid, timedOut := 0, false
+	var cancelled error
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				s.broken = r.err
+				_ = s.close()
+				return Result{}, r.err
+			}
+			r.res.Duration = time.Since(start)
+			if timedOut {
+				return r.res, fmt.Errorf("command timed out after %s and was killed: %w", timeout, context.DeadlineExceeded)
+			}
+			if cancelled != nil {
+				return r.res, cancelled
+			}
+			return r.res, nil
+		case pid = <-pids:
+		case <-deadline.C:
+			if timedOut || cancelled != nil {
+				// Killed, and still no reply: the host stopped answering.
+				s.broken = fmt.Errorf("host stopped answering: %w", context.DeadlineExceeded)
+				_ = s.close()
+				return Result{}, s.broken
+			}
+			timedOut = true
+			go s.stop(pid) // a dead host must not block the wait below
+			deadline.Reset(killGrace)
+		case <-ctx.Done():
+			if cancelled == nil && !timedOut {
+				cancelled = ctx.Err()
+				go s.stop(pid)
+				deadline.Reset(killGrace)
+			}
+			ctx = context.Background() // wait for the reply, bounded by killGrace
 		}
-		r.res.Duration = time.Since(start)
-		if r.res.ExitCode == timeoutExit && r.res.Duration >= timeout {
-			return r.res, fmt.Errorf("command timed out after %s and was killed: %w", timeout, context.DeadlineExceeded)
-		}
-		return r.res, nil
-	case <-guard.C:
-		s.broken = fmt.Errorf("host stopped answering: %w", context.DeadlineExceeded)
-	case <-ctx.Done():
-		s.broken = fmt.Errorf("shell abandoned: %w", ctx.Err())
 	}
-	_ = s.close()
-	return Result{}, s.broken
 }
 
-func (s *shell) readReply(id int) (Result, error) {
-	header, err := s.stdout.ReadString('\n')
+// killGrace is how long a killed command's reply may take.
+const killGrace = 10 * time.Second
+
+func (s *shell) stop(pid int) {
+	if pid <= 0 || s.kill == nil || s.kill(pid) != nil {
+		// Nothing to kill with: give up on this shell.
+		_ = s.close()
+	}
+}
+
+func (s *shell) readReply(id int, pids chan<- int) (Result, error) {
+	type part struct {
+		data, marker []byte
+		err          error
+	}
+	errc := make(chan part, 1)
+	go func() {
+		_, line, err := readUntilMarker(s.stderr, []byte(fmt.Sprintf("%s %d pid ", s.nonce, id)))
+		if err != nil {
+			errc <- part{err: err}
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(line))); err == nil {
+			pids <- pid
+		}
+		data, marker, err := readUntilMarker(s.stderr, []byte(fmt.Sprintf("\n%s %d", s.nonce, id)))
+		errc <- part{data, marker, err}
+	}()
+	out, marker, err := readUntilMarker(s.stdout, []byte(fmt.Sprintf("\n%s %d ", s.nonce, id)))
+	e := <-errc
 	if err != nil {
 		return Result{}, fmt.Errorf("connection lost: %w", err)
 	}
-	f := strings.Fields(header)
-	if len(f) != 5 || f[0] != "KINSTALL-END" || f[1] != strconv.Itoa(id) {
-		return Result{}, fmt.Errorf("shell out of step: unexpected %q", hexIfBinary(header))
+	if e.err != nil {
+		return Result{}, fmt.Errorf("connection lost: %w", e.err)
 	}
-	rc, err1 := strconv.Atoi(f[2])
-	no, err2 := strconv.Atoi(f[3])
-	ne, err3 := strconv.Atoi(f[4])
-	if err1 != nil || err2 != nil || err3 != nil || no < 0 || ne < 0 {
-		return Result{}, fmt.Errorf("shell out of step: bad reply %q", header)
+	rc, err := strconv.Atoi(strings.TrimSpace(string(marker)))
+	if err != nil {
+		return Result{}, fmt.Errorf("shell out of step: bad exit code %q", hexIfBinary(string(marker)))
 	}
-	body := make([]byte, no+ne)
-	if _, err := io.ReadFull(s.stdout, body); err != nil {
-		return Result{}, fmt.Errorf("connection lost: %w", err)
+	return Result{Stdout: out, Stderr: e.data, ExitCode: rc}, nil
+}
+
+// readUntilMarker returns what comes before marker and the rest of the marker's line.
+func readUntilMarker(r *bufio.Reader, marker []byte) (data, rest []byte, err error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if err != nil && err != bufio.ErrBufferFull {
+			return nil, nil, err
+		}
+		// The marker starts with "\n": look in what was read, from just before this chunk.
+		from := len(buf) - len(chunk) - len(marker)
+		if from < 0 {
+			from = 0
+		}
+		if i := bytes.Index(buf[from:], marker); i >= 0 {
+			i += from
+			line := buf[i+len(marker):]
+			if !bytes.HasSuffix(line, []byte("\n")) {
+				more, err := r.ReadBytes('\n')
+				if err != nil {
+					return nil, nil, err
+				}
+				line = append(line, more...)
+			}
+			return buf[:i], line, nil
+		}
 	}
-	return Result{Stdout: body[:no], Stderr: body[no:], ExitCode: rc}, nil
 }
 
 func hexIfBinary(s string) string {

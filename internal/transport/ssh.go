@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -91,6 +92,7 @@ func dialSSH(ctx context.Context, t Target, o Options, keys *HostKeyStore) (*ssh
 			done <- result{err: err}
 			return
 		}
+		nc = withQuickAck(nc)
 		// The handshake has its own deadline: a port that accepts but never speaks SSH must
 		// not hang the run.
 		_ = nc.SetDeadline(time.Now().Add(o.ConnectTimeout))
@@ -284,28 +286,29 @@ func (c *sshConn) startShell(ctx context.Context, sudo bool) (*shell, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := "exec /bin/sh -c '" + driverScript + "'"
+	nonce := newNonce()
+	cmd := driverCommand("", nonce)
 	if sudo {
-		cmd = sudoCommand(c.t) + " /bin/sh -c '" + driverScript + "'"
+		cmd = driverCommand(sudoCommand(c.t), nonce)
 	}
 	if err := sess.Start(cmd); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("start shell: %w", err)
 	}
-	sh := newShell(stdin, stdout, sess.Close)
-	errBuf := &syncBuffer{}
-	prompted := make(chan struct{}, 1)
-	go watchStderr(stderr, errBuf, prompted)
+	sh := newShell(stdin, stdout, nonce, sess.Close)
+	// Until the driver is ready, stderr is sudo's (prompt, errors); after, it is the commands'.
+	pump := startStderrPump(stderr)
 	if sudo {
-		if err := c.becomeHandshake(ctx, sh, stdin, errBuf, prompted); err != nil {
-			sess.Close()
-			return nil, err
-		}
-		return sh, nil
+		err = c.becomeHandshake(ctx, sh, stdin, pump)
+	} else if err = sh.waitReady(ctx, c.o.ConnectTimeout); err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(pump.String()))
 	}
-	if err := sh.waitReady(ctx, c.o.ConnectTimeout); err != nil {
-		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(errBuf.String()))
+	if err != nil {
+		sess.Close()
+		return nil, err
 	}
+	sh.stderr = bufio.NewReaderSize(pump.takeOver(), 64<<10)
+	sh.kill = func(pgid int) error { return c.killGroup(pgid, sudo) }
 	return sh, nil
 }
 
@@ -325,7 +328,7 @@ func sudoCommand(t Target) string {
 
 // becomeHandshake answers sudo's prompt with the become password (if sudo asks) and waits for
 // the driver to say it is ready.
-func (c *sshConn) becomeHandshake(ctx context.Context, sh *shell, stdin io.Writer, errBuf *syncBuffer, prompted chan struct{}) error {
+func (c *sshConn) becomeHandshake(ctx context.Context, sh *shell, stdin io.Writer, errBuf *stderrPump) error {
 	ready := make(chan error, 1)
 	go func() { ready <- sh.waitReady(ctx, c.o.ConnectTimeout+5*time.Second) }()
 	sent := false
@@ -336,7 +339,7 @@ func (c *sshConn) becomeHandshake(ctx context.Context, sh *shell, stdin io.Write
 				return c.becomeError(errBuf.String(), err)
 			}
 			return nil
-		case <-prompted:
+		case <-errBuf.prompted:
 			if sent || c.t.BecomePassword == "" {
 				// Asked twice: the password was wrong.
 				return c.becomeError(errBuf.String(), errors.New("password rejected"))
@@ -411,6 +414,26 @@ func (c *sshConn) shellFor(ctx context.Context, sudo bool) (*shell, error) {
 	return c.root, nil
 }
 
+// killGroup stops a command's process group from a new session (its own shell is busy
+// waiting for it): TERM, then KILL if it is still there after 2 s.
+func (c *sshConn) killGroup(pgid int, sudo bool) error {
+	sess, err := c.client.NewSession()
+	if err != nil {
+		return err
+	}
+	c.sessions.Add(1)
+	defer sess.Close()
+	script := fmt.Sprintf("kill -TERM -%[1]d 2>/dev/null; for i in $(seq 20); do kill -0 -%[1]d 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL -%[1]d 2>/dev/null; true", pgid)
+	cmd := "sh -c '" + script + "'"
+	if sudo && !c.isRoot {
+		cmd = strings.TrimPrefix(sudoCommand(c.t), "exec ") + " " + cmd
+		if c.t.BecomePassword != "" {
+			sess.Stdin = strings.NewReader(c.t.BecomePassword + "\n")
+		}
+	}
+	return sess.Run(cmd)
+}
+
 func (c *sshConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	sh, err := c.shellFor(ctx, cmd.Sudo)
 	if err != nil {
@@ -451,36 +474,4 @@ func (c *sshConn) Close() error {
 		}
 	}
 	return c.client.Close()
-}
-
-// syncBuffer collects a stream for error messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func watchStderr(r io.Reader, into *syncBuffer, prompted chan struct{}) {
-	buf := make([]byte, 4096)
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			into.mu.Lock()
-			if into.b.Len() < 64<<10 {
-				into.b.Write(buf[:n])
-			}
-			seen := strings.Count(into.b.String(), sudoPrompt)
-			into.mu.Unlock()
-			if strings.Contains(string(buf[:n]), sudoPrompt) && seen > 0 {
-				select {
-				case prompted <- struct{}{}:
-				default:
-				}
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +48,17 @@ func main() {
 	ansibleReps := flag.Int("ansible-reps", 1, "repetitions of each ansible measurement (median)")
 	noAnsible := flag.Bool("no-ansible", false, "skip ansible-playbook")
 	out := flag.String("out", "test/bench/results/latest.json", "JSON results")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	if _, err := exec.LookPath("ansible-playbook"); err != nil && !*noAnsible {
 		fmt.Fprintln(os.Stderr, "ansible-playbook not found: apt-get install ansible-core, or run with -no-ansible")
@@ -61,6 +72,7 @@ func main() {
 		rows, err := runHosts(ctx, cfg, n, contains(ints(*pushHosts), n))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		rep.Rows = append(rep.Rows, rows...)
