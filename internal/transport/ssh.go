@@ -300,7 +300,7 @@ func (c *sshConn) startShell(ctx context.Context, sudo bool) (*shell, error) {
 	pump := startStderrPump(stderr)
 	if sudo {
 		err = c.becomeHandshake(ctx, sh, stdin, pump)
-	} else if err = sh.waitReady(ctx, c.o.ConnectTimeout); err != nil {
+	} else if err = sh.waitReady(ctx, c.shellStartTimeout()); err != nil {
 		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(pump.String()))
 	}
 	if err != nil {
@@ -330,7 +330,7 @@ func sudoCommand(t Target) string {
 // the driver to say it is ready.
 func (c *sshConn) becomeHandshake(ctx context.Context, sh *shell, stdin io.Writer, errBuf *stderrPump) error {
 	ready := make(chan error, 1)
-	go func() { ready <- sh.waitReady(ctx, c.o.ConnectTimeout+5*time.Second) }()
+	go func() { ready <- sh.waitReady(ctx, c.shellStartTimeout()) }()
 	sent := false
 	for {
 		select {
@@ -475,3 +475,8 @@ func (c *sshConn) Close() error {
 	}
 	return c.client.Close()
 }
+
+// shellStartTimeout bounds starting a shell: a session costs sshd ~50-150 ms of CPU, so a
+// hundred hosts behind one busy machine can take many seconds; a dead host is caught by the
+// connect timeout and keep-alives before this.
+func (c *sshConn) shellStartTimeout() time.Duration { return c.o.ConnectTimeout + 60*time.Second }

@@ -26,7 +26,7 @@ import (
 type Row struct {
 	Workload  string  `json:"workload"`
 	Hosts     int     `json:"hosts"`
-	Ansible   float64 `json:"ansible_s,omitempty"`   // default forks (5)
+	Ansible   float64 `json:"ansible_s,omitempty"` // default forks (5)
 	AnsibleN  float64 `json:"ansible_forks_n_s,omitempty"`
 	Kinstall  float64 `json:"kinstall_s"`
 	RefPerCmd float64 `json:"reference_session_per_command_s,omitempty"`
