@@ -72,7 +72,11 @@ func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, e
 	if out, ok := cmd.OutOrStdout().(*os.File); ok && term.IsTerminal(int(out.Fd())) && !g.verbose {
 		rep = runner.NewBarReporter(out)
 	}
-	r := runner.New(pool, runner.Options{Forks: f.forks, DryRun: f.dryRun, Limit: limit, RunDir: runDir, Report: rep})
+	ro := runner.Options{Forks: f.forks, DryRun: f.dryRun, Limit: limit, RunDir: runDir, Report: rep}
+	if g.verbose {
+		ro.Commands = cmd.OutOrStdout()
+	}
+	r := runner.New(pool, ro)
 	return &session{cluster: c, pool: pool, runner: r, runDir: runDir}, nil
 }
 

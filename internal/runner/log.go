@@ -104,7 +104,8 @@ func (l *hostLog) with(extra []string) *hostLog {
 // loggedConn writes every command and file write of a host to its log.
 type loggedConn struct {
 	transport.Conn
-	log *hostLog
+	log  *hostLog
+	echo func(string) // -v: show the command to the operator
 }
 
 func (c *loggedConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Result, error) {
@@ -114,6 +115,9 @@ func (c *loggedConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Resu
 		sudo = " (sudo)"
 	}
 	l.printf("$%s %s", sudo, cmd.Command)
+	if c.echo != nil {
+		c.echo(Mask(firstLine(cmd.Command), l.secrets) + sudo)
+	}
 	res, err := c.Conn.Run(ctx, cmd)
 	if err != nil {
 		l.printf("  error: %v", err)

@@ -23,11 +23,12 @@ type Dialer interface {
 
 // Options control a run.
 type Options struct {
-	Forks  int      // hosts worked on at once; default 100
-	DryRun bool     // run Check only; change nothing
-	Limit  []string // only these host names (empty: all)
-	RunDir string   // per-host command logs (0600); empty: no logs
-	Report Reporter // progress output; default: plain lines to io.Discard
+	Forks    int       // hosts worked on at once; default 100
+	DryRun   bool      // run Check only; change nothing
+	Limit    []string  // only these host names (empty: all)
+	RunDir   string    // per-host command logs (0600); empty: no logs
+	Report   Reporter  // progress output; default: plain lines to io.Discard
+	Commands io.Writer // if set (-v), every command's first line, secrets masked
 }
 
 // Runner runs phases over connections from a Dialer.
@@ -289,7 +290,7 @@ func (r *Runner) host(ctx context.Context, ch *cluster.Host) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	h := &Host{Host: ch, Conn: &loggedConn{Conn: conn, log: log}, DryRun: r.opts.DryRun}
+	h := &Host{Host: ch, Conn: &loggedConn{Conn: conn, log: log, echo: r.echo(ch.Name)}, DryRun: r.opts.DryRun}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if existing, ok := r.hosts[ch.Name]; ok {
@@ -390,6 +391,18 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// echo returns a function that prints a host's commands for -v, or nil.
+func (r *Runner) echo(host string) func(string) {
+	if r.opts.Commands == nil {
+		return nil
+	}
+	return func(line string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		fmt.Fprintf(r.opts.Commands, "%s [%s] $ %s\n", time.Now().Format("15:04:05"), host, line)
+	}
 }
 
 // Host returns a host the run connected to, or nil.

@@ -331,3 +331,18 @@ func (r *recordingReporter) TaskDone(e Event) {
 	defer r.mu.Unlock()
 	*r.events = append(*r.events, e)
 }
+
+func TestVerboseEchoesMaskedCommands(t *testing.T) {
+	var b strings.Builder
+	r := New(&fakeDialer{}, Options{Commands: &b})
+	task := Task{Name: "t", Apply: func(ctx context.Context, h *Host) error {
+		_, err := h.Run(ctx, transport.Cmd{Command: "login s3cret-a\nsecond line", Sudo: true})
+		return err
+	}}
+	if err := r.Run(context.Background(), []Phase{{Name: "p", Hosts: hosts("a"), Tasks: []Task{task}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "[a] $ login ******** … (sudo)") || strings.Contains(b.String(), "s3cret") {
+		t.Errorf("echo: %q", b.String())
+	}
+}
