@@ -132,6 +132,26 @@ func (c *sshConn) Upload(ctx context.Context, local string, spec FileSpec) (bool
 }
 
 func (c *sshConn) upload(ctx context.Context, local string, spec FileSpec) (bool, error) {
+	return installLocalFile(ctx, c.Run, local, spec, func() (string, bool, error) {
+		res, err := c.Run(ctx, Cmd{Command: `mktemp "${TMPDIR:-/tmp}/.kinstall-up.XXXXXX"`})
+		if err != nil {
+			return "", false, err
+		}
+		tmp := strings.TrimSpace(string(res.Stdout))
+		if res.ExitCode != 0 || tmp == "" {
+			return "", false, fmt.Errorf("remote temp file: %s", res.Stderr)
+		}
+		if err := c.sftpPut(ctx, local, tmp); err != nil {
+			_, _ = c.Run(context.Background(), Cmd{Command: "rm -f " + quote(tmp)})
+			return "", false, err
+		}
+		return tmp, true, nil
+	})
+}
+
+// installLocalFile installs a local file on a host unless the host already has it: put brings
+// the file onto the host and says where (and whether that copy is to be removed after).
+func installLocalFile(ctx context.Context, run runFunc, local string, spec FileSpec, put func() (src string, temporary bool, err error)) (bool, error) {
 	if err := checkSpec(spec); err != nil {
 		return false, err
 	}
@@ -139,23 +159,17 @@ func (c *sshConn) upload(ctx context.Context, local string, spec FileSpec) (bool
 	if err != nil {
 		return false, err
 	}
-	if same, err := sameFile(ctx, c.Run, sum, spec); err != nil || same {
+	if same, err := sameFile(ctx, run, sum, spec); err != nil || same {
 		return false, err
 	}
-	res, err := c.Run(ctx, Cmd{Command: `mktemp "${TMPDIR:-/tmp}/.kinstall-up.XXXXXX"`})
+	src, temporary, err := put()
 	if err != nil {
 		return false, err
 	}
-	tmp := strings.TrimSpace(string(res.Stdout))
-	if res.ExitCode != 0 || tmp == "" {
-		return false, fmt.Errorf("remote temp file: %s", res.Stderr)
-	}
-	if err := c.sftpPut(ctx, local, tmp); err != nil {
-		_, _ = c.Run(context.Background(), Cmd{Command: "rm -f " + quote(tmp)})
-		return false, err
-	}
-	if err := uploadFrom(ctx, c.Run, tmp, spec, true); err != nil {
-		_, _ = c.Run(context.Background(), Cmd{Command: "rm -f " + quote(tmp)})
+	if err := uploadFrom(ctx, run, src, spec, temporary); err != nil {
+		if temporary {
+			_, _ = run(context.Background(), Cmd{Command: "rm -f " + quote(src)})
+		}
 		return false, err
 	}
 	return true, nil

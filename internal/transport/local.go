@@ -91,17 +91,7 @@ func (c *localConn) WriteFile(ctx context.Context, data []byte, spec FileSpec) (
 }
 
 func (c *localConn) Upload(ctx context.Context, local string, spec FileSpec) (bool, error) {
-	if err := checkSpec(spec); err != nil {
-		return false, err
-	}
-	sum, err := fileSHA256(local)
-	if err != nil {
-		return false, err
-	}
-	if same, err := sameFile(ctx, c.Run, sum, spec); err != nil || same {
-		return false, err
-	}
-	return true, uploadFrom(ctx, c.Run, local, spec, false)
+	return installLocalFile(ctx, c.Run, local, spec, func() (string, bool, error) { return local, false, nil })
 }
 
 func (c *localConn) Close() error { return nil }

@@ -47,6 +47,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of each kinstall and reference measurement (median)")
 	ansibleReps := flag.Int("ansible-reps", 1, "repetitions of each ansible measurement (median)")
 	noAnsible := flag.Bool("no-ansible", false, "skip ansible-playbook")
+	ansibleRoleHosts := flag.Int("ansible-role-max-hosts", 5, "largest host count for ansible's 20-file role (53 s at 5 hosts here; it grows linearly)")
 	out := flag.String("out", "test/bench/results/latest.json", "JSON results")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (go tool pprof)")
 	flag.Parse()
@@ -67,7 +68,7 @@ func main() {
 	ctx := context.Background()
 	rep := Report{Date: time.Now().UTC().Format(time.RFC3339), Reps: *reps,
 		Machine: fmt.Sprintf("%d cores, %s, %s", runtime.NumCPU(), memTotal(), runtime.GOOS+"/"+runtime.GOARCH)}
-	cfg := config{reps: *reps, ansibleReps: *ansibleReps, ansible: !*noAnsible, commands: 20}
+	cfg := config{reps: *reps, ansibleReps: *ansibleReps, ansible: !*noAnsible, commands: 20, ansibleRoleMaxHosts: *ansibleRoleHosts}
 	for _, n := range ints(*hostsFlag) {
 		rows, err := runHosts(ctx, cfg, n, contains(ints(*pushHosts), n))
 		if err != nil {
