@@ -30,7 +30,8 @@ import (
 // The nonce is random per shell, so no command output can fake a marker by accident.
 // bash's read -N takes exactly the command's bytes (C locale) without a process; dd with
 // iflag=fullblock takes exactly the stdin bytes, never the next request. set -m gives each
-// command its own process group, so a timeout kills all of it. bash's own stderr goes to
+// command its own process group, so a timeout kills all of it: its id is in <dir>/pid, and the
+// ready line names <dir>. bash's own stderr goes to
 // /dev/null (job-control notices would corrupt the stream); commands and markers use fd 3.
 // It must not contain single quotes: it travels inside bash -c '...'.
 const driverScript = `export LC_ALL=C
@@ -39,13 +40,13 @@ set -m
 exec 3>&2 2>/dev/null
 d=$(mktemp -d "${TMPDIR:-/tmp}/.kinstall.XXXXXX") || exit 1
 trap "rm -rf $d" EXIT
-echo KINSTALL-READY
+echo "KINSTALL-READY $d"
 while read -r id clen ilen; do
   IFS= read -r -N "$clen" cmd
   in=/dev/null
   if [ "$ilen" -gt 0 ]; then dd of="$d/in" bs="$ilen" count=1 iflag=fullblock 2>/dev/null; in="$d/in"; fi
   printf "%s" "$cmd" > "$d/cmd"
-  ( printf "%s %s pid %s\n" "$N" "$id" "$BASHPID" >&3; exec /bin/sh "$d/cmd" 2>&3 3>&- ) < "$in" &
+  ( echo $BASHPID > "$d/pid"; exec /bin/sh "$d/cmd" 2>&3 3>&- ) < "$in" &
   wait $!
   rc=$?
   printf "\n%s %s %s\n" "$N" "$id" "$rc"
@@ -72,7 +73,8 @@ type shell struct {
 	stderr *bufio.Reader // nil until the shell is ready (the handshake reads stderr itself)
 	nonce  string
 	close  func() error
-	kill   func(pgid int) error // stops a command's process group from outside the shell
+	dir    string                 // the driver's private directory (from its ready line)
+	kill   func(dir string) error // stops the running command's process group from outside the shell
 	broken error
 	nextID int
 }
@@ -98,7 +100,8 @@ func (s *shell) waitReady(ctx context.Context, timeout time.Duration) error {
 				done <- fmt.Errorf("shell did not start: %w", err)
 				return
 			}
-			if strings.TrimSpace(line) == readyLine {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == readyLine {
+				s.dir = f[1]
 				done <- nil
 				return
 			}
@@ -140,18 +143,17 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 		err error
 	}
 	done := make(chan reply, 1)
-	pids := make(chan int, 1)
 	go func() {
 		if _, err := s.stdin.Write(req.Bytes()); err != nil {
 			done <- reply{err: fmt.Errorf("send command: %w", err)}
 			return
 		}
-		res, err := s.readReply(id, pids)
+		res, err := s.readReply(id)
 		done <- reply{res, err}
 	}()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	pid, timedOut := 0, false
+	timedOut := false
 	var cancelled error
 	for {
 		select {
@@ -169,7 +171,6 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 				return r.res, cancelled
 			}
 			return r.res, nil
-		case pid = <-pids:
 		case <-deadline.C:
 			if timedOut || cancelled != nil {
 				// Killed, and still no reply: the host stopped answering.
@@ -178,12 +179,12 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 				return Result{}, s.broken
 			}
 			timedOut = true
-			go s.stop(pid) // a dead host must not block the wait below
+			go s.stop() // a dead host must not block the wait below
 			deadline.Reset(killGrace)
 		case <-ctx.Done():
 			if cancelled == nil && !timedOut {
 				cancelled = ctx.Err()
-				go s.stop(pid)
+				go s.stop()
 				deadline.Reset(killGrace)
 			}
 			ctx = context.Background() // wait for the reply, bounded by killGrace
@@ -194,28 +195,20 @@ func (s *shell) run(ctx context.Context, c Cmd, timeout time.Duration) (Result, 
 // killGrace is how long a killed command's reply may take.
 const killGrace = 10 * time.Second
 
-func (s *shell) stop(pid int) {
-	if pid <= 0 || s.kill == nil || s.kill(pid) != nil {
+func (s *shell) stop() {
+	if s.dir == "" || s.kill == nil || s.kill(s.dir) != nil {
 		// Nothing to kill with: give up on this shell.
 		_ = s.close()
 	}
 }
 
-func (s *shell) readReply(id int, pids chan<- int) (Result, error) {
+func (s *shell) readReply(id int) (Result, error) {
 	type part struct {
 		data, marker []byte
 		err          error
 	}
 	errc := make(chan part, 1)
 	go func() {
-		_, line, err := readUntilMarker(s.stderr, []byte(fmt.Sprintf("%s %d pid ", s.nonce, id)))
-		if err != nil {
-			errc <- part{err: err}
-			return
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(line))); err == nil {
-			pids <- pid
-		}
 		data, marker, err := readUntilMarker(s.stderr, []byte(fmt.Sprintf("\n%s %d", s.nonce, id)))
 		errc <- part{data, marker, err}
 	}()

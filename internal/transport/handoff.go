@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 )
 
 // stderrPump is the only reader of a session's stderr. Until the driver is ready, what comes
@@ -16,16 +17,18 @@ type stderrPump struct {
 	prompted chan struct{}
 	pr       *io.PipeReader
 	pw       *io.PipeWriter
+	done     chan struct{} // closed when the stream ends
 }
 
 func startStderrPump(r io.Reader) *stderrPump {
-	p := &stderrPump{prompted: make(chan struct{}, 1)}
+	p := &stderrPump{prompted: make(chan struct{}, 1), done: make(chan struct{})}
 	p.pr, p.pw = io.Pipe()
 	go p.run(r)
 	return p
 }
 
 func (p *stderrPump) run(r io.Reader) {
+	defer close(p.done)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := r.Read(buf)
@@ -53,6 +56,16 @@ func (p *stderrPump) run(r io.Reader) {
 			return
 		}
 	}
+}
+
+// finalString is String once the stream has ended (bounded wait): a failing sudo's message
+// may arrive just after its stdout closed.
+func (p *stderrPump) finalString() string {
+	select {
+	case <-p.done:
+	case <-time.After(time.Second):
+	}
+	return p.String()
 }
 
 // String is what arrived before the driver was ready.

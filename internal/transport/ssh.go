@@ -301,14 +301,14 @@ func (c *sshConn) startShell(ctx context.Context, sudo bool) (*shell, error) {
 	if sudo {
 		err = c.becomeHandshake(ctx, sh, stdin, pump)
 	} else if err = sh.waitReady(ctx, c.shellStartTimeout()); err != nil {
-		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(pump.String()))
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(pump.finalString()))
 	}
 	if err != nil {
 		sess.Close()
 		return nil, err
 	}
 	sh.stderr = bufio.NewReaderSize(pump.takeOver(), 64<<10)
-	sh.kill = func(pgid int) error { return c.killGroup(pgid, sudo) }
+	sh.kill = func(dir string) error { return c.killGroup(dir, sudo) }
 	return sh, nil
 }
 
@@ -336,7 +336,7 @@ func (c *sshConn) becomeHandshake(ctx context.Context, sh *shell, stdin io.Write
 		select {
 		case err := <-ready:
 			if err != nil {
-				return c.becomeError(errBuf.String(), err)
+				return c.becomeError(errBuf.finalString(), err)
 			}
 			return nil
 		case <-errBuf.prompted:
@@ -416,14 +416,14 @@ func (c *sshConn) shellFor(ctx context.Context, sudo bool) (*shell, error) {
 
 // killGroup stops a command's process group from a new session (its own shell is busy
 // waiting for it): TERM, then KILL if it is still there after 2 s.
-func (c *sshConn) killGroup(pgid int, sudo bool) error {
+func (c *sshConn) killGroup(dir string, sudo bool) error {
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return err
 	}
 	c.sessions.Add(1)
 	defer sess.Close()
-	script := fmt.Sprintf("kill -TERM -%[1]d 2>/dev/null; for i in $(seq 20); do kill -0 -%[1]d 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL -%[1]d 2>/dev/null; true", pgid)
+	script := fmt.Sprintf(`p=$(cat %s/pid) || exit 0; kill -TERM -$p 2>/dev/null; for i in $(seq 20); do kill -0 -$p 2>/dev/null || exit 0; sleep 0.1; done; kill -KILL -$p 2>/dev/null; true`, dir)
 	cmd := "sh -c '" + script + "'"
 	if sudo && !c.isRoot {
 		cmd = strings.TrimPrefix(sudoCommand(c.t), "exec ") + " " + cmd
