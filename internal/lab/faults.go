@@ -19,34 +19,33 @@ func (l *Lab) host(name string) (Host, error) {
 
 // Stop shuts a host down cleanly (systemd stops its services).
 func (l *Lab) Stop(ctx context.Context, name string) error {
-	h, err := l.host(name)
-	if err != nil {
-		return err
-	}
-	_, err = docker(ctx, "stop", h.Container)
+	_, err := l.dockerOn(ctx, "stop", name)
 	return err
 }
 
 // Kill crashes a host.
 func (l *Lab) Kill(ctx context.Context, name string) error {
-	h, err := l.host(name)
-	if err != nil {
-		return err
-	}
-	_, err = docker(ctx, "kill", h.Container)
+	_, err := l.dockerOn(ctx, "kill", name)
 	return err
 }
 
 // Start boots a stopped host and waits for sshd.
 func (l *Lab) Start(ctx context.Context, name string) error {
-	h, err := l.host(name)
+	h, err := l.dockerOn(ctx, "start", name)
 	if err != nil {
 		return err
 	}
-	if _, err := docker(ctx, "start", h.Container); err != nil {
-		return err
-	}
 	return waitSSH(ctx, h.IP, 60*time.Second)
+}
+
+// dockerOn runs a docker verb (stop, kill, start) on a host's container.
+func (l *Lab) dockerOn(ctx context.Context, verb, name string) (Host, error) {
+	h, err := l.host(name)
+	if err != nil {
+		return h, err
+	}
+	_, err = docker(ctx, verb, h.Container)
+	return h, err
 }
 
 // Exec runs a command in a host as root, for test assertions, without SSH.
