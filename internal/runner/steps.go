@@ -11,51 +11,6 @@ import (
 	"github.com/kinstall/kinstall/internal/transport"
 )
 
-// FileState is what a remote file looks like now.
-type FileState struct {
-	Exists bool
-	SHA256 string
-	Mode   os.FileMode
-	Owner  string // user:group
-}
-
-// StatFile reads a remote file's hash, mode and owner (as root, so any file can be read).
-func StatFile(ctx context.Context, h *Host, path string) (FileState, error) {
-	q := ShellQuote(path)
-	out, err := h.Sudo(ctx, "if [ -f "+q+" ]; then sha256sum < "+q+" | cut -d' ' -f1; stat -c '%a %U:%G' "+q+"; fi")
-	if err != nil {
-		return FileState{}, err
-	}
-	f := strings.Fields(out)
-	if len(f) < 3 {
-		return FileState{}, nil
-	}
-	var mode uint32
-	if _, err := fmt.Sscanf(f[1], "%o", &mode); err != nil {
-		return FileState{}, fmt.Errorf("stat %s: unexpected output %q", path, out)
-	}
-	return FileState{Exists: true, SHA256: f[0], Mode: os.FileMode(mode), Owner: f[2]}, nil
-}
-
-// FileChange describes how a remote file differs from what is wanted ("" when it doesn't).
-func FileChange(st FileState, data []byte, mode os.FileMode, owner string) string {
-	if owner == "" {
-		owner = "root:root"
-	}
-	sum := sha256.Sum256(data)
-	switch {
-	case !st.Exists:
-		return "create"
-	case st.SHA256 != hex.EncodeToString(sum[:]):
-		return "update content"
-	case st.Mode.Perm() != mode.Perm():
-		return fmt.Sprintf("mode %o -> %o", st.Mode.Perm(), mode.Perm())
-	case st.Owner != owner:
-		return fmt.Sprintf("owner %s -> %s", st.Owner, owner)
-	}
-	return ""
-}
-
 // EnsureFile is a task that makes path hold content(h), owned by root unless owner says
 // otherwise. After a change it records the fact "changed:"+path for later tasks (restarts).
 func EnsureFile(name, path string, mode os.FileMode, owner string, content func(h *Host) ([]byte, error)) Task {
@@ -83,14 +38,12 @@ func ensureFile(name string, pathOf func(h *Host) string, mode os.FileMode, owne
 			if err != nil {
 				return "", err
 			}
-			st, err := StatFile(ctx, h, path)
-			if err != nil {
+			sum := sha256.Sum256(data)
+			c, err := transport.FileChange(ctx, h.Conn, hex.EncodeToString(sum[:]), transport.FileSpec{Path: path, Mode: mode, Owner: owner, Sudo: true})
+			if err != nil || c == "" {
 				return "", err
 			}
-			if c := FileChange(st, data, mode, owner); c != "" {
-				return path + ": " + c, nil
-			}
-			return "", nil
+			return path + ": " + c, nil
 		},
 		Apply: func(ctx context.Context, h *Host) error {
 			path := pathOf(h)

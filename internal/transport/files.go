@@ -23,22 +23,36 @@ func wantedOwner(spec FileSpec) string {
 	return spec.Owner
 }
 
-// sameFile reports whether the remote file already has this content, mode and owner.
-func sameFile(ctx context.Context, run runFunc, sum string, spec FileSpec) (bool, error) {
+// FileChange says how the file on the host differs from content with this sha256 (hex) and
+// spec's mode and owner: "" when it doesn't, else e.g. "create", "update content",
+// "mode 644 -> 600". Dry runs show it; writes are skipped when it is "".
+func FileChange(ctx context.Context, c Conn, sha string, spec FileSpec) (string, error) {
+	return fileChange(ctx, c.Run, sha, spec)
+}
+
+func fileChange(ctx context.Context, run runFunc, sum string, spec FileSpec) (string, error) {
 	p := quote(spec.Path)
 	res, err := run(ctx, Cmd{Command: "if [ -f " + p + " ]; then sha256sum < " + p + " | cut -d' ' -f1; stat -c '%a %U:%G' " + p + "; fi", Sudo: spec.Sudo})
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	if res.ExitCode != 0 {
-		return false, fmt.Errorf("stat %s: %s", spec.Path, strings.TrimSpace(string(res.Stderr)))
+		return "", fmt.Errorf("stat %s: %s", spec.Path, strings.TrimSpace(string(res.Stderr)))
 	}
 	f := strings.Fields(string(res.Stdout))
-	if len(f) < 3 || f[0] != sum || f[1] != fmt.Sprintf("%o", spec.Mode.Perm()) {
-		return false, nil
-	}
+	mode := fmt.Sprintf("%o", spec.Mode.Perm())
 	owner := wantedOwner(spec)
-	return owner == "" || f[2] == owner, nil
+	switch {
+	case len(f) < 3:
+		return "create", nil
+	case f[0] != sum:
+		return "update content", nil
+	case f[1] != mode:
+		return fmt.Sprintf("mode %s -> %s", f[1], mode), nil
+	case owner != "" && f[2] != owner:
+		return fmt.Sprintf("owner %s -> %s", f[2], owner), nil
+	}
+	return "", nil
 }
 
 // installScript writes a file atomically: a temp file beside the target (same file system,
@@ -69,8 +83,7 @@ func writeData(ctx context.Context, run runFunc, data []byte, spec FileSpec) (bo
 		return false, err
 	}
 	sum := sha256.Sum256(data)
-	same, err := sameFile(ctx, run, hex.EncodeToString(sum[:]), spec)
-	if err != nil || same {
+	if change, err := fileChange(ctx, run, hex.EncodeToString(sum[:]), spec); err != nil || change == "" {
 		return false, err
 	}
 	res, err := run(ctx, Cmd{Command: installScript(spec, "-"), Stdin: data, Sudo: spec.Sudo})
@@ -159,7 +172,7 @@ func installLocalFile(ctx context.Context, run runFunc, local string, spec FileS
 	if err != nil {
 		return false, err
 	}
-	if same, err := sameFile(ctx, run, sum, spec); err != nil || same {
+	if change, err := fileChange(ctx, run, sum, spec); err != nil || change == "" {
 		return false, err
 	}
 	src, temporary, err := put()

@@ -285,7 +285,17 @@ func TestWriteFileAndUpload(t *testing.T) {
 			if got := runOK(t, c, Cmd{Command: "stat -c '%a %U:%G' " + spec.Path + "; cat " + spec.Path, Sudo: true}); got != "640 root:root\nhello" {
 				t.Errorf("file = %q", got)
 			}
+			helloSum := "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+			if ch, err := FileChange(ctx, c, helloSum, spec); err != nil || ch != "" {
+				t.Errorf("FileChange after the write = %q, %v", ch, err)
+			}
 			spec.Mode = 0o600
+			if ch, _ := FileChange(ctx, c, helloSum, spec); ch != "mode 640 -> 600" {
+				t.Errorf("FileChange for a new mode = %q", ch)
+			}
+			if ch, _ := FileChange(ctx, c, helloSum, FileSpec{Path: dir + "/none", Mode: 0o600, Sudo: true}); ch != "create" {
+				t.Errorf("FileChange for a missing file = %q", ch)
+			}
 			if changed, _ := c.WriteFile(ctx, []byte("hello\n"), spec); !changed {
 				t.Error("a mode change should rewrite")
 			}
