@@ -31,7 +31,7 @@ import (
 // bash's read -N takes exactly the command's bytes (C locale) without a process; dd with
 // iflag=fullblock takes exactly the stdin bytes, never the next request. set -m gives each
 // command its own process group, so a timeout kills all of it: its id is in <dir>/pid, and the
-// ready line names <dir>. bash's own stderr goes to
+// ready line names <dir> (and the uid, so no extra command is needed to learn it). bash's own stderr goes to
 // /dev/null (job-control notices would corrupt the stream); commands and markers use fd 3.
 // It must not contain single quotes: it travels inside bash -c '...'.
 const driverScript = `export LC_ALL=C
@@ -40,7 +40,7 @@ set -m
 exec 3>&2 2>/dev/null
 d=$(mktemp -d "${TMPDIR:-/tmp}/.kinstall.XXXXXX") || exit 1
 trap "rm -rf $d" EXIT
-echo "KINSTALL-READY $d"
+echo "KINSTALL-READY $d $EUID"
 while read -r id clen ilen; do
   IFS= read -r -N "$clen" cmd
   in=/dev/null
@@ -74,6 +74,7 @@ type shell struct {
 	nonce  string
 	close  func() error
 	dir    string                 // the driver's private directory (from its ready line)
+	euid   string                 // the driver's effective uid (from its ready line)
 	kill   func(dir string) error // stops the running command's process group from outside the shell
 	broken error
 	nextID int
@@ -100,8 +101,8 @@ func (s *shell) waitReady(ctx context.Context, timeout time.Duration) error {
 				done <- fmt.Errorf("shell did not start: %w", err)
 				return
 			}
-			if f := strings.Fields(line); len(f) == 2 && f[0] == readyLine {
-				s.dir = f[1]
+			if f := strings.Fields(line); len(f) == 3 && f[0] == readyLine {
+				s.dir, s.euid = f[1], f[2]
 				done <- nil
 				return
 			}

@@ -388,15 +388,16 @@ func (c *sshConn) shellFor(ctx context.Context, sudo bool) (*shell, error) {
 			return nil, err
 		}
 		c.user = sh
-		res, err := sh.run(ctx, Cmd{Command: "id -un"}, c.o.ConnectTimeout)
-		if err != nil {
-			return nil, err
+		switch become := c.t.BecomeUser; become {
+		case "", "root":
+			c.isRoot = sh.euid == "0"
+		default:
+			res, err := sh.run(ctx, Cmd{Command: "id -un"}, c.o.ConnectTimeout)
+			if err != nil {
+				return nil, err
+			}
+			c.isRoot = strings.TrimSpace(string(res.Stdout)) == become
 		}
-		become := c.t.BecomeUser
-		if become == "" {
-			become = "root"
-		}
-		c.isRoot = strings.TrimSpace(string(res.Stdout)) == become
 	}
 	if !sudo || c.isRoot {
 		return c.user, nil
