@@ -45,6 +45,9 @@ var usersErr error
 // Skip ends the test when sshd cannot run here, saying what to install.
 func skipUnlessPossible(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no sshd")
+	}
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		t.Skip("no /usr/sbin/sshd: apt-get install openssh-server (CI installs it)")
 	}
