@@ -21,8 +21,6 @@ type hostLog struct {
 	secrets []string
 }
 
-const masked = "********"
-
 func (r *Runner) openLog(ch *cluster.Host) (*hostLog, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -54,23 +52,13 @@ func secretsOf(t transport.Target) []string {
 	return s
 }
 
-// Mask replaces every secret in s.
-func Mask(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, masked)
-		}
-	}
-	return s
-}
-
 func (l *hostLog) printf(format string, args ...any) {
 	if l == nil || l.f == nil {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	msg := Mask(fmt.Sprintf(format, args...), l.secrets)
+	msg := transport.Mask(fmt.Sprintf(format, args...), l.secrets)
 	fmt.Fprintf(l.f, "%s %s\n", time.Now().Format("15:04:05.000"), msg)
 }
 
@@ -116,7 +104,7 @@ func (c *loggedConn) Run(ctx context.Context, cmd transport.Cmd) (transport.Resu
 	}
 	l.printf("$%s %s", sudo, cmd.Command)
 	if c.echo != nil {
-		c.echo(Mask(firstLine(cmd.Command), l.secrets) + sudo)
+		c.echo(transport.Mask(transport.FirstLine(cmd.Command), l.secrets) + sudo)
 	}
 	res, err := c.Conn.Run(ctx, cmd)
 	if err != nil {

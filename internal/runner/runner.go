@@ -385,14 +385,6 @@ func tail(s string, n int) string {
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " …"
-	}
-	return s
-}
-
 // echo returns a function that prints a host's commands for -v, or nil.
 func (r *Runner) echo(host string) func(string) {
 	if r.opts.Commands == nil {

@@ -346,3 +346,28 @@ func TestVerboseEchoesMaskedCommands(t *testing.T) {
 		t.Errorf("echo: %q", b.String())
 	}
 }
+
+// Lockstep: every host finishes a task before any host starts the next one.
+func TestLockstepOrder(t *testing.T) {
+	r := New(&fakeDialer{}, Options{})
+	var mu sync.Mutex
+	var order []string
+	step := func(name string) Task {
+		return Task{Name: name, Apply: func(_ context.Context, h *Host) error {
+			if h.Name == "a" {
+				time.Sleep(50 * time.Millisecond) // the slow host
+			}
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			return nil
+		}}
+	}
+	err := r.Run(context.Background(), []Phase{{Name: "p", Lockstep: true, Hosts: hosts("a", "b", "c"), Tasks: []Task{step("1"), step("2")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, ""); got != "111222" {
+		t.Errorf("order %s, want every host's task 1 before any task 2", got)
+	}
+}

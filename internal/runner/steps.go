@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/kinstall/kinstall/internal/transport"
 )
@@ -76,13 +75,8 @@ func Shell(name, check, apply string) Task {
 			if res.ExitCode == 0 {
 				return "", nil
 			}
-			return firstLine(apply), nil
+			return transport.FirstLine(apply), nil
 		}
 	}
 	return t
-}
-
-// ShellQuote quotes s for /bin/sh.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

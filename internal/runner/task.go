@@ -103,7 +103,7 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
-	msg := fmt.Sprintf("command %q exited %d", firstLine(e.Command), e.ExitCode)
+	msg := fmt.Sprintf("command %q exited %d", transport.FirstLine(e.Command), e.ExitCode)
 	if e.Stderr != "" {
 		msg += ": " + e.Stderr
 	}

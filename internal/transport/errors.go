@@ -18,7 +18,8 @@ func (e *RunError) Unwrap() error { return e.Err }
 
 const maskText = "********"
 
-func mask(s string, secrets []string) string {
+// Mask replaces every secret in s.
+func Mask(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, maskText)
@@ -33,7 +34,7 @@ func maskErr(err error, secrets []string) error {
 		return nil
 	}
 	msg := err.Error()
-	if masked := mask(msg, secrets); masked != msg {
+	if masked := Mask(msg, secrets); masked != msg {
 		return &maskedError{msg: masked, err: err}
 	}
 	return err
@@ -47,7 +48,8 @@ type maskedError struct {
 func (e *maskedError) Error() string { return e.msg }
 func (e *maskedError) Unwrap() error { return e.err }
 
-func firstLine(s string) string {
+// FirstLine is a command's first line, for messages.
+func FirstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"

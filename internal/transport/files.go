@@ -13,7 +13,8 @@ import (
 // runFunc runs a command on a host (both Conn kinds).
 type runFunc func(ctx context.Context, c Cmd) (Result, error)
 
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// Quote quotes s for /bin/sh.
+func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // wantedOwner is the owner a file should have, or "" when any owner will do.
 func wantedOwner(spec FileSpec) string {
@@ -31,7 +32,7 @@ func FileChange(ctx context.Context, c Conn, sha string, spec FileSpec) (string,
 }
 
 func fileChange(ctx context.Context, run runFunc, sum string, spec FileSpec) (string, error) {
-	p := quote(spec.Path)
+	p := Quote(spec.Path)
 	res, err := run(ctx, Cmd{Command: "if [ -f " + p + " ]; then sha256sum < " + p + " | cut -d' ' -f1; stat -c '%a %U:%G' " + p + "; fi", Sudo: spec.Sudo})
 	if err != nil {
 		return "", err
@@ -59,12 +60,12 @@ func fileChange(ctx context.Context, run runFunc, sum string, spec FileSpec) (st
 // so the rename is atomic), mode and owner set, then renamed over the target. A failure or a
 // kill leaves the target untouched and the temp file removed.
 func installScript(spec FileSpec, source string) string {
-	p := quote(spec.Path)
+	p := Quote(spec.Path)
 	var b strings.Builder
-	fmt.Fprintf(&b, "set -e\nmkdir -p \"$(dirname %s)\"\nt=$(mktemp %s)\ntrap 'rm -f \"$t\"' EXIT\n", p, quote(spec.Path+".kinstall-XXXXXX"))
+	fmt.Fprintf(&b, "set -e\nmkdir -p \"$(dirname %s)\"\nt=$(mktemp %s)\ntrap 'rm -f \"$t\"' EXIT\n", p, Quote(spec.Path+".kinstall-XXXXXX"))
 	fmt.Fprintf(&b, "cat %s > \"$t\"\nchmod %o \"$t\"\n", source, spec.Mode.Perm())
 	if owner := wantedOwner(spec); owner != "" {
-		fmt.Fprintf(&b, "chown %s \"$t\"\n", quote(owner))
+		fmt.Fprintf(&b, "chown %s \"$t\"\n", Quote(owner))
 	}
 	fmt.Fprintf(&b, "mv -f \"$t\" %s\ntrap - EXIT\n", p)
 	return b.String()
@@ -111,9 +112,9 @@ func fileSHA256(path string) (string, error) {
 
 // uploadFrom installs a file already on the host at src (then removes src).
 func uploadFrom(ctx context.Context, run runFunc, src string, spec FileSpec, removeSrc bool) error {
-	script := installScript(spec, quote(src))
+	script := installScript(spec, Quote(src))
 	if removeSrc {
-		script += "rm -f " + quote(src) + "\n"
+		script += "rm -f " + Quote(src) + "\n"
 	}
 	res, err := run(ctx, Cmd{Command: script, Sudo: spec.Sudo})
 	if err != nil {
@@ -155,7 +156,7 @@ func (c *sshConn) upload(ctx context.Context, local string, spec FileSpec) (bool
 			return "", false, fmt.Errorf("remote temp file: %s", res.Stderr)
 		}
 		if err := c.sftpPut(ctx, local, tmp); err != nil {
-			_, _ = c.Run(context.Background(), Cmd{Command: "rm -f " + quote(tmp)})
+			_, _ = c.Run(context.Background(), Cmd{Command: "rm -f " + Quote(tmp)})
 			return "", false, err
 		}
 		return tmp, true, nil
@@ -181,7 +182,7 @@ func installLocalFile(ctx context.Context, run runFunc, local string, spec FileS
 	}
 	if err := uploadFrom(ctx, run, src, spec, temporary); err != nil {
 		if temporary {
-			_, _ = run(context.Background(), Cmd{Command: "rm -f " + quote(src)})
+			_, _ = run(context.Background(), Cmd{Command: "rm -f " + Quote(src)})
 		}
 		return false, err
 	}

@@ -30,7 +30,7 @@ func (c *localConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	res, err := c.run(ctx, cmd)
 	if err != nil {
 		secrets := append(append([]string{}, c.secrets...), cmd.Secrets...)
-		return res, &RunError{Host: c.t.Name, Command: mask(firstLine(cmd.Command), secrets), Err: maskErr(err, secrets)}
+		return res, &RunError{Host: c.t.Name, Command: Mask(FirstLine(cmd.Command), secrets), Err: maskErr(err, secrets)}
 	}
 	return res, nil
 }

@@ -366,9 +366,9 @@ func (c *sshConn) becomeError(stderr string, err error) error {
 	case strings.Contains(stderr, "a password is required"):
 		return fmt.Errorf("sudo on %s asks for a password: set ansible_become_pass", c.t.Name)
 	case strings.Contains(stderr, "not in the sudoers") || strings.Contains(stderr, "not allowed"):
-		return fmt.Errorf("sudo: %s may not become %s on %s: %s", c.loginUser(), user, c.t.Name, mask(stderr, c.secrets))
+		return fmt.Errorf("sudo: %s may not become %s on %s: %s", c.loginUser(), user, c.t.Name, Mask(stderr, c.secrets))
 	}
-	return fmt.Errorf("sudo on %s failed: %v: %s", c.t.Name, err, mask(stderr, c.secrets))
+	return fmt.Errorf("sudo on %s failed: %v: %s", c.t.Name, err, Mask(stderr, c.secrets))
 }
 
 func (c *sshConn) loginUser() string {
@@ -453,7 +453,7 @@ func (c *sshConn) Run(ctx context.Context, cmd Cmd) (Result, error) {
 
 func (c *sshConn) wrap(cmd Cmd, err error) error {
 	secrets := append(append([]string{}, c.secrets...), cmd.Secrets...)
-	return &RunError{Host: c.t.Name, Command: mask(firstLine(cmd.Command), secrets), Err: maskErr(err, secrets)}
+	return &RunError{Host: c.t.Name, Command: Mask(FirstLine(cmd.Command), secrets), Err: maskErr(err, secrets)}
 }
 
 func (c *sshConn) Close() error {

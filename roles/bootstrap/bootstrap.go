@@ -75,7 +75,7 @@ func checkHostname(ctx context.Context, h *runner.Host) (string, error) {
 }
 
 func setHostname(ctx context.Context, h *runner.Host) error {
-	name := runner.ShellQuote(h.Name)
+	name := transport.Quote(h.Name)
 	_, err := h.Sudo(ctx, "hostnamectl set-hostname "+name+" 2>/dev/null || { hostname "+name+" && echo "+name+" > /etc/hostname; }")
 	return err
 }
