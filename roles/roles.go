@@ -2,19 +2,48 @@
 package roles
 
 import (
+	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
+	artifactsrole "github.com/kinstall/kinstall/roles/artifacts"
 	"github.com/kinstall/kinstall/roles/bootstrap"
+	"github.com/kinstall/kinstall/roles/etcd"
 	"github.com/kinstall/kinstall/roles/preflight"
 )
 
+// Env is what roles need besides the cluster: where state lives on the taskbox and where
+// artifacts come from.
+type Env struct {
+	Cluster   *cluster.Cluster
+	StateDir  string
+	Artifacts *artifacts.Source
+}
+
+// Implemented says whether a role implements the phase, without preparing anything.
+func Implemented(phase string) bool {
+	switch phase {
+	case "preflight", "bootstrap", "artifacts", "etcd":
+		return true
+	}
+	return false
+}
+
 // Tasks returns the tasks for a plan phase, and false when no role implements it yet.
-func Tasks(phase string, c *cluster.Cluster) ([]runner.Task, bool) {
+func Tasks(phase string, env *Env) ([]runner.Task, bool, error) {
+	c := env.Cluster
 	switch phase {
 	case "preflight":
-		return preflight.Tasks(c), true
+		return preflight.Tasks(c), true, nil
 	case "bootstrap":
-		return bootstrap.Tasks(c), true
+		return bootstrap.Tasks(c), true, nil
+	case "artifacts":
+		return artifactsrole.Tasks(c, env.Artifacts), true, nil
+	case "etcd":
+		r, err := etcd.New(c, etcd.Options{StateDir: env.StateDir, Artifacts: env.Artifacts})
+		if err != nil {
+			return nil, true, err
+		}
+		return r.Tasks(), true, nil
 	}
-	return nil, false
+	return nil, false, nil
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/plan"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/roles"
@@ -43,7 +42,7 @@ func runInstall(cmd *cobra.Command, g *globalOptions, f *runFlags) error {
 		report.Print(cmd.ErrOrStderr())
 		return fmt.Errorf("the cluster definition has errors: fix them before installing (see 'kinstall check')")
 	}
-	phases, missing, err := buildPhases(s.cluster, plan.Install(s.cluster), f)
+	phases, missing, err := buildPhases(s.env(), plan.Install(s.cluster), f)
 	if err != nil {
 		return err
 	}
@@ -65,7 +64,8 @@ func runInstall(cmd *cobra.Command, g *globalOptions, f *runFlags) error {
 }
 
 // buildPhases pairs each selected plan phase with the tasks of the role that implements it.
-func buildPhases(c *cluster.Cluster, pl []plan.Phase, f *runFlags) ([]runner.Phase, []string, error) {
+func buildPhases(env *roles.Env, pl []plan.Phase, f *runFlags) ([]runner.Phase, []string, error) {
+	c := env.Cluster
 	names := make([]string, len(pl))
 	for i, p := range pl {
 		names[i] = p.Name
@@ -80,12 +80,15 @@ func buildPhases(c *cluster.Cluster, pl []plan.Phase, f *runFlags) ([]runner.Pha
 		if !selected[p.Name] {
 			continue
 		}
-		tasks, ok := roles.Tasks(p.Name, c)
+		tasks, ok, err := roles.Tasks(p.Name, env)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
 		if !ok {
 			missing = append(missing, p.Name)
 			continue
 		}
-		rp := runner.Phase{Name: p.Name, Tasks: tasks, Serial: p.Serial, Critical: p.Critical}
+		rp := runner.Phase{Name: p.Name, Tasks: tasks, Serial: p.Serial, Critical: p.Critical, Lockstep: p.Lockstep}
 		for _, name := range p.Hosts {
 			rp.Hosts = append(rp.Hosts, c.Host(name))
 		}

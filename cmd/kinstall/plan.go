@@ -35,7 +35,7 @@ func newPlanCmd(g *globalOptions) *cobra.Command {
 			plan.Print(cmd.OutOrStdout(), phases)
 			var missing []string
 			for _, p := range phases {
-				if _, ok := roles.Tasks(p.Name, c); !ok {
+				if !roles.Implemented(p.Name) {
 					missing = append(missing, p.Name)
 				}
 			}

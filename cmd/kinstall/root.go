@@ -42,6 +42,8 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newPingCmd(g),
 		newInstallCmd(g),
 		newExecCmd(g),
+		newUpgradeCmd(g),
+		newEtcdCmd(g),
 	)
 	return root
 }

@@ -10,9 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles"
 )
 
 // runFlags are the flags of every command that works on hosts.
@@ -26,6 +28,7 @@ type runFlags struct {
 	connectTimeout time.Duration
 	commandTimeout time.Duration
 	stateDir       string
+	artifactsDir   string
 }
 
 func (f *runFlags) register(cmd *cobra.Command, withPhases bool) {
@@ -36,7 +39,8 @@ func (f *runFlags) register(cmd *cobra.Command, withPhases bool) {
 	fl.BoolVar(&f.acceptNewKeys, "accept-new-host-keys", false, "record unknown SSH host keys (trust on first use); changed keys are always refused")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "SSH connect timeout per host")
 	fl.DurationVar(&f.commandTimeout, "command-timeout", 10*time.Minute, "timeout of one command on a host")
-	fl.StringVar(&f.stateDir, "state-dir", ".kinstall", "where run logs and cluster state are kept on the taskbox")
+	fl.StringVar(&f.stateDir, "state-dir", ".kinstall", "where run logs and cluster state (PKI, etcd snapshots) are kept on the taskbox")
+	fl.StringVar(&f.artifactsDir, "artifacts", os.Getenv("KINSTALL_ARTIFACTS"), "local bundle directory with binaries and SHA256SUMS (air-gapped); default: download pinned releases once on the taskbox ($KINSTALL_ARTIFACTS)")
 	if withPhases {
 		fl.BoolVar(&f.dryRun, "check", false, "dry run: show what would change, change nothing")
 		fl.StringSliceVar(&f.only, "only", nil, "run only these phases (e.g. etcd, control-plane/join)")
@@ -50,6 +54,13 @@ type session struct {
 	pool    *transport.Pool
 	runner  *runner.Runner
 	runDir  string
+	flags   *runFlags
+	sources *artifacts.Source
+}
+
+// env is what roles need from this session.
+func (s *session) env() *roles.Env {
+	return &roles.Env{Cluster: s.cluster, StateDir: s.flags.stateDir, Artifacts: s.sources}
 }
 
 func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, error) {
@@ -77,7 +88,8 @@ func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, e
 		ro.Commands = cmd.OutOrStdout()
 	}
 	r := runner.New(pool, ro)
-	return &session{cluster: c, pool: pool, runner: r, runDir: runDir}, nil
+	src := &artifacts.Source{BundleDir: f.artifactsDir}
+	return &session{cluster: c, pool: pool, runner: r, runDir: runDir, flags: f, sources: src}, nil
 }
 
 func (s *session) close() {

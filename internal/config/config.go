@@ -58,7 +58,7 @@ func Default() *Config {
 		APIServerLoadBalancerDomainName: "lb.kubesphere.local",
 		APIServerPort:                   6443,
 		KubeVersion:                     "v1.34.4",
-		EtcdVersion:                     "v3.6.16",
+		EtcdVersion:                     "v3.6.14",
 		ContainerManager:                "containerd",
 		KubePodsSubnet:                  "10.233.64.0/18",
 		KubeServiceAddresses:            "10.233.0.0/18",

@@ -20,6 +20,7 @@ type Phase struct {
 	Hosts       []string `json:"hosts"`
 	Serial      int      `json:"serial"`   // 0: all hosts at once; N: N at a time
 	Critical    bool     `json:"critical"` // quorum-critical: any failure stops the run
+	Lockstep    bool     `json:"lockstep"` // each task on every host before the next (members start together)
 }
 
 // Install returns the install phases for a cluster.
@@ -61,7 +62,7 @@ func Install(c *cluster.Cluster) []Phase {
 		{Name: "bootstrap", Description: "hostname, /etc/hosts, swap off, kernel modules, sysctls", Hosts: roleHosts},
 		{Name: "artifacts", Description: "push verified binaries and images", Hosts: roleHosts},
 		{Name: "container-runtime", Description: "containerd", Hosts: nodes},
-		{Name: "etcd", Description: "TLS etcd cluster, started together, waits for quorum", Hosts: names(c.Etcd), Critical: true},
+		{Name: "etcd", Description: "TLS etcd cluster, started together, waits for quorum", Hosts: names(c.Etcd), Critical: true, Lockstep: true},
 		{Name: "loadbalancer", Description: lbDesc, Hosts: lbHosts},
 		{Name: "control-plane/init", Description: "first control plane", Hosts: first, Critical: true},
 		{Name: "control-plane/join", Description: "other control planes, one at a time", Hosts: rest, Serial: 1, Critical: true},
@@ -79,6 +80,9 @@ func Print(w io.Writer, phases []Phase) {
 		how := "parallel"
 		if p.Serial > 0 {
 			how = fmt.Sprintf("serial %d", p.Serial)
+		}
+		if p.Lockstep {
+			how = "lockstep"
 		}
 		if p.Critical {
 			how += ", stop on failure"

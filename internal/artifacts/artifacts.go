@@ -1,0 +1,337 @@
+// Package artifacts resolves a component's version to verified files on the taskbox: from a local
+// bundle directory (air-gapped sites, the lab) or from a pinned upstream URL, downloaded once and
+// checked against the sha256 in versions.yaml. Roles push the resolved files to the hosts; hosts
+// never download anything themselves.
+package artifacts
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed versions.yaml
+var versionsYAML []byte
+
+// Component is one entry of versions.yaml.
+type Component struct {
+	URL    string                       `yaml:"url"`
+	Files  []string                     `yaml:"files"`
+	SHA256 map[string]map[string]string `yaml:"sha256"` // version -> arch -> sha256 of the download
+}
+
+// Manifest is versions.yaml: component name -> pins.
+type Manifest map[string]Component
+
+// DefaultManifest returns the pins built into kinstall.
+func DefaultManifest() Manifest {
+	var m Manifest
+	if err := yaml.Unmarshal(versionsYAML, &m); err != nil {
+		panic("artifacts: versions.yaml: " + err.Error()) // embedded; a test parses it
+	}
+	return m
+}
+
+// Set is a component's files for one version and arch, verified, on the taskbox.
+type Set struct {
+	Component, Version, Arch string
+	Dir                      string            // holds the files
+	Files                    map[string]string // file name -> local path
+	SHA256                   map[string]string // file name -> sha256 (hex)
+}
+
+// Source resolves artifacts. With BundleDir set only the bundle is used (nothing is downloaded).
+type Source struct {
+	BundleDir string
+	CacheDir  string // downloads and unpacked files; default ~/.cache/kinstall/artifacts
+	Manifest  Manifest
+	Client    *http.Client
+
+	mu   sync.Mutex
+	sets map[string]*Set
+	errs map[string]error
+}
+
+// Resolve returns the verified files of component at version for a Go arch (amd64, arm64). It
+// is safe for concurrent use: each set is fetched and verified once per Source.
+func (s *Source) Resolve(ctx context.Context, component, version, arch string) (*Set, error) {
+	key := component + "-" + version + "-linux-" + arch
+	s.mu.Lock()
+	defer s.mu.Unlock() // one resolution at a time: downloads go once, not per host
+	if set, ok := s.sets[key]; ok {
+		return set, nil
+	}
+	if err, ok := s.errs[key]; ok {
+		return nil, err
+	}
+	var set *Set
+	var err error
+	if s.BundleDir != "" {
+		set, err = s.fromBundle(component, version, arch)
+	} else {
+		set, err = s.download(ctx, component, version, arch)
+	}
+	if s.sets == nil {
+		s.sets, s.errs = map[string]*Set{}, map[string]error{}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.errs[key] = err
+		}
+		return nil, err
+	}
+	s.sets[key] = set
+	return set, nil
+}
+
+func (s *Source) manifest() Manifest {
+	if s.Manifest != nil {
+		return s.Manifest
+	}
+	return DefaultManifest()
+}
+
+// fromBundle checks DIR/<component>-<version>-linux-<arch>/ against DIR/SHA256SUMS.
+func (s *Source) fromBundle(component, version, arch string) (*Set, error) {
+	comp, ok := s.manifest()[component]
+	if !ok {
+		return nil, fmt.Errorf("artifacts: unknown component %q", component)
+	}
+	name := component + "-" + version + "-linux-" + arch
+	dir := filepath.Join(s.BundleDir, name)
+	sums, err := readSums(filepath.Join(s.BundleDir, "SHA256SUMS"))
+	if err != nil {
+		return nil, fmt.Errorf("artifacts: bundle %s: %w", s.BundleDir, err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("artifacts: %s %s for linux/%s is not in the bundle %s (it has: %s); add it with 'make bundle' or use another version",
+			component, version, arch, s.BundleDir, strings.Join(bundleVersions(s.BundleDir, component, arch), ", "))
+	}
+	set := &Set{Component: component, Version: version, Arch: arch, Dir: dir, Files: map[string]string{}, SHA256: map[string]string{}}
+	for _, f := range comp.Files {
+		p := filepath.Join(dir, f)
+		want, ok := sums[name+"/"+f]
+		if !ok {
+			return nil, fmt.Errorf("artifacts: bundle %s: SHA256SUMS has no entry for %s/%s", s.BundleDir, name, f)
+		}
+		got, err := fileSHA256(p)
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: bundle: %w", err)
+		}
+		if got != want {
+			return nil, fmt.Errorf("artifacts: bundle file %s is corrupt: sha256 %s, SHA256SUMS says %s", p, got, want)
+		}
+		set.Files[f], set.SHA256[f] = p, got
+	}
+	return set, nil
+}
+
+func bundleVersions(dir, component, arch string) []string {
+	matches, _ := filepath.Glob(filepath.Join(dir, component+"-*-linux-"+arch))
+	var out []string
+	for _, m := range matches {
+		v := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), component+"-"), "-linux-"+arch)
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return []string{"nothing"}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// download fetches the pinned archive once into the cache, verifies it and unpacks the files.
+func (s *Source) download(ctx context.Context, component, version, arch string) (*Set, error) {
+	comp, ok := s.manifest()[component]
+	if !ok {
+		return nil, fmt.Errorf("artifacts: unknown component %q", component)
+	}
+	want := comp.SHA256[version][arch]
+	if want == "" {
+		var known []string
+		for v := range comp.SHA256 {
+			known = append(known, v)
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("artifacts: no pinned sha256 for %s %s linux/%s (pinned: %s); pick a pinned version or use --artifacts DIR with a bundle that has it",
+			component, version, arch, strings.Join(known, ", "))
+	}
+	cache := s.CacheDir
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: no cache directory: %w", err)
+		}
+		cache = filepath.Join(base, "kinstall", "artifacts")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
+	}
+	url := strings.NewReplacer("{version}", version, "{arch}", arch).Replace(comp.URL)
+	archive := filepath.Join(cache, path.Base(url))
+	if got, err := fileSHA256(archive); err != nil || got != want {
+		if err := s.fetch(ctx, url, archive, want); err != nil {
+			return nil, err
+		}
+	}
+	name := component + "-" + version + "-linux-" + arch
+	dir := filepath.Join(cache, name)
+	set := &Set{Component: component, Version: version, Arch: arch, Dir: dir, Files: map[string]string{}, SHA256: map[string]string{}}
+	if err := unpack(archive, dir, comp.Files); err != nil {
+		return nil, fmt.Errorf("artifacts: unpack %s: %w", archive, err)
+	}
+	for _, f := range comp.Files {
+		p := filepath.Join(dir, f)
+		sum, err := fileSHA256(p)
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: %w", err)
+		}
+		set.Files[f], set.SHA256[f] = p, sum
+	}
+	return set, nil
+}
+
+func (s *Source) fetch(ctx context.Context, url, dest, want string) error {
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("artifacts: download %s: %w (air-gapped? use --artifacts DIR)", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("artifacts: download %s: %s", url, resp.Status)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".download-*")
+	if err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
+		tmp.Close()
+		return fmt.Errorf("artifacts: download %s: %w", url, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("artifacts: %s has sha256 %s, pinned %s: refusing it", url, got, want)
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// unpack extracts the named files (by base name, wherever they sit in the archive) into dir.
+func unpack(archive, dir string, files []string) error {
+	f, err := os.Open(archive)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, name := range files {
+		wanted[name] = true
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	found := map[string]bool{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		base := path.Base(hdr.Name)
+		if hdr.Typeflag != tar.TypeReg || !wanted[base] {
+			continue
+		}
+		out, err := os.OpenFile(filepath.Join(dir, base), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, tr); err != nil {
+			out.Close()
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return err
+		}
+		found[base] = true
+	}
+	for _, name := range files {
+		if !found[name] {
+			return fmt.Errorf("%s is not in the archive", name)
+		}
+	}
+	return nil
+}
+
+func readSums(p string) (map[string]string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sums := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 2 {
+			sums[strings.TrimPrefix(strings.TrimPrefix(fields[1], "*"), "./")] = fields[0]
+		}
+	}
+	return sums, sc.Err()
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// GoArch maps `uname -m` to the Go/release arch name.
+func GoArch(unameM string) (string, error) {
+	switch strings.TrimSpace(unameM) {
+	case "x86_64", "amd64":
+		return "amd64", nil
+	case "aarch64", "arm64":
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("unsupported architecture %q (kinstall supports x86_64 and aarch64)", unameM)
+}
