@@ -3,14 +3,19 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/pki"
 )
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
-	var output string
+	var output, stateDir string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the inventory and common.yaml and report the topology",
@@ -38,9 +43,47 @@ warnings and notes. It exits non-zero when the cluster cannot be installed as wr
 			if len(r.Errors) > 0 {
 				return errors.New("the topology has errors (see above)")
 			}
+			if output != "json" {
+				return printCertExpiry(cmd.OutOrStdout(), stateDir)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVar(&stateDir, "state-dir", ".kinstall", "state directory whose certificates' expiry is reported")
 	return cmd
+}
+
+// printCertExpiry lists the certificates kinstall keeps in the state directory, soonest expiry
+// first; an expired one is an error, one expiring within 30 days a warning.
+func printCertExpiry(w io.Writer, stateDir string) error {
+	certs, err := pki.Scan(filepath.Join(stateDir, "pki"), time.Now())
+	if err != nil {
+		return err
+	}
+	if len(certs) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\ncertificates in %s:\n", filepath.Join(stateDir, "pki"))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FILE\tSUBJECT\tEXPIRES\tIN")
+	var expired []string
+	for _, c := range certs {
+		days := int(c.ExpiresIn.Hours() / 24)
+		state := fmt.Sprintf("%d days", days)
+		switch {
+		case c.ExpiresIn <= 0:
+			state = "EXPIRED"
+			expired = append(expired, c.File)
+		case c.ExpiresIn < pki.RenewBefore:
+			state += " (WARNING: renewed by the next install)"
+		}
+		rel, _ := filepath.Rel(stateDir, c.File)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", rel, c.Subject, c.NotAfter.Format("2006-01-02"), state)
+	}
+	_ = tw.Flush()
+	if len(expired) > 0 {
+		return fmt.Errorf("%d certificate(s) expired: re-run kinstall install to renew them", len(expired))
+	}
+	return nil
 }

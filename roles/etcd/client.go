@@ -72,6 +72,9 @@ func (c *Client) endpoints() []string {
 	return eps
 }
 
+// Member returns a client that talks to one member only.
+func (c *Client) Member(h *cluster.Host) (*clientv3.Client, error) { return c.dial(ClientURL(h)) }
+
 // Cluster returns a client balanced over every member, for reads, writes and membership calls.
 func (c *Client) Cluster() (*clientv3.Client, error) { return c.dial(c.endpoints()...) }
 
@@ -96,6 +99,7 @@ type MemberStatus struct {
 type Status struct {
 	Members []MemberStatus
 	Voters  int // voting members in the member list (or hosts, when no list could be read)
+	Running int // voting members whose etcd answers (healthy or not)
 	Healthy int // healthy voting members
 	Leader  string
 }
@@ -125,7 +129,7 @@ func (s Status) Summary() string {
 	case s.Voters == 0:
 		return "no etcd member answered"
 	case !s.HasQuorum():
-		return fmt.Sprintf("QUORUM LOST: %d of %d members healthy, %d needed: writes fail until enough members are back", s.Healthy, s.Voters, Quorum(s.Voters))
+		return fmt.Sprintf("QUORUM LOST: %d of %d members running, %d healthy, %d needed: writes fail until enough members are back", s.Running, s.Voters, s.Healthy, Quorum(s.Voters))
 	default:
 		return fmt.Sprintf("quorum ok: %d of %d members healthy (quorum %d), tolerates %d more failure(s)", s.Healthy, s.Voters, Quorum(s.Voters), s.Tolerates())
 	}
@@ -180,6 +184,9 @@ func (c *Client) Status(ctx context.Context) Status {
 		counted := m.InCluster || listErr != nil // without a list, count the inventory's hosts
 		if counted && !m.Learner {
 			st.Voters++
+			if m.Version != "" {
+				st.Running++
+			}
 			if m.Healthy {
 				st.Healthy++
 			}
@@ -222,7 +229,7 @@ func (c *Client) memberStatus(ctx context.Context, h *cluster.Host) MemberStatus
 	hctx, cancel2 := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel2()
 	if _, err := cli.Get(hctx, "health"); err != nil && !isPermissionDenied(err) {
-		ms.Err = shortErr(err)
+		ms.Err = "running, but no quorum: " + shortErr(err)
 		return ms
 	}
 	ms.Healthy = true
@@ -235,7 +242,7 @@ func shortErr(err error) string {
 	s := err.Error()
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "DeadlineExceeded") || strings.Contains(s, "deadline exceeded"):
-		return "no answer (down, unreachable or without quorum)"
+		return "no answer (down or unreachable)"
 	case strings.Contains(s, "connection refused"):
 		return "connection refused (etcd not running)"
 	}
@@ -351,10 +358,6 @@ func GuardRemove(st Status, name string, deadOK bool) error {
 	if remaining == 0 {
 		return fmt.Errorf("refusing to remove %s: it is the last etcd member", name)
 	}
-	if healthy < Quorum(remaining) {
-		return fmt.Errorf("refusing to remove etcd member %s: %d of %d members are healthy; after removing it %d of %d would be, below quorum %d. Bring the unhealthy members back first (kinstall etcd status)",
-			name, st.Healthy, st.Voters, healthy, remaining, Quorum(remaining))
-	}
 	var down []string
 	for _, o := range st.Members {
 		if o.Name != name && o.InCluster && !o.Learner && !o.Healthy {
@@ -364,6 +367,10 @@ func GuardRemove(st Status, name string, deadOK bool) error {
 	if len(down) > 0 {
 		return fmt.Errorf("refusing to remove etcd member %s while %s unhealthy (%d of %d healthy, quorum %d): the cluster is already using its failure tolerance; bring %s back or remove it first",
 			name, strings.Join(down, ", "), st.Healthy, st.Voters, Quorum(st.Voters), strings.Join(down, ", "))
+	}
+	if healthy < Quorum(remaining) {
+		return fmt.Errorf("refusing to remove etcd member %s: %d of %d members are healthy; after removing it %d of %d would be, below quorum %d. Bring the unhealthy members back first (kinstall etcd status)",
+			name, st.Healthy, st.Voters, healthy, remaining, Quorum(remaining))
 	}
 	if !m.Healthy && !deadOK {
 		return fmt.Errorf("etcd member %s is unhealthy (%s); to remove it so it can be replaced, re-run with --dead", name, m.Err)

@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
@@ -298,12 +301,24 @@ func (r *Role) removeMember(ctx context.Context, name string, m MemberStatus) er
 			}
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := cli.MemberRemove(rctx, m.ID); err != nil {
-		return fmt.Errorf("etcd member remove %s: %w", name, err)
+	// etcd refuses (ErrUnhealthy) until its leader has been connected to a quorum for a few
+	// seconds, e.g. just after a membership change or a leader move: wait for that, briefly.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cli.MemberRemove(rctx, m.ID)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			return fmt.Errorf("etcd member remove %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	return nil
 }
 
 // PlanRestore returns the phases that rebuild the cluster from a snapshot file on the taskbox:

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
@@ -587,11 +590,20 @@ func (r *Role) join(ctx context.Context, h *runner.Host) error {
 		return err
 	}
 	defer cli.Close()
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	resp, err := cli.MemberAddAsLearner(actx, []string{PeerURL(h.Host)})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("etcd member add %s: %w", h.Name, err)
+	// etcd itself refuses (ErrUnhealthy) until its leader has been connected to a quorum for
+	// a few seconds, e.g. right after the cluster (re)started: wait for that, briefly.
+	var resp *clientv3.MemberAddResponse
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err = cli.MemberAddAsLearner(actx, []string{PeerURL(h.Host)})
+		cancel()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			return fmt.Errorf("etcd member add %s: %w", h.Name, err)
+		}
+		time.Sleep(time.Second)
 	}
 	id := resp.Member.ID
 	boot, err := Bootstrap(r.existingCluster(resp.Members, h.Host), "existing", r.Token())

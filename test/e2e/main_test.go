@@ -20,9 +20,16 @@ import (
 
 // env is the lab shared by every test of the package.
 type env struct {
-	lab *lab.Lab
-	bin string // the kinstall binary under test
+	lab    *lab.Lab
+	bin    string // the kinstall binary under test
+	bundle string // the lab's artifacts bundle (make bundle)
 }
+
+// Versions in the lab bundle: installs use the older one where a test upgrades.
+const (
+	etcdOld = "v3.6.8"
+	etcdNew = "v3.6.14"
+)
 
 var theEnv *env
 var skipReason string
@@ -54,6 +61,17 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build kinstall: %v\n%s", err, out)
 		return 1
 	}
+	bundle := os.Getenv("KINSTALL_BUNDLE")
+	if bundle == "" {
+		bundle = "/var/tmp/kinstall-bundle"
+	}
+	// The bundle is a cache: the script builds only what is missing.
+	build := exec.CommandContext(ctx, "bash", "../bundle/build-etcd.sh", bundle, etcdOld, etcdNew)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bundle: %v\n", err)
+		return 1
+	}
 	start := time.Now()
 	l, err := lab.Up(ctx, lab.Options{Name: "e2e", N: 5, Subnet: "172.31.0.0/24"}, os.Stderr)
 	if err != nil {
@@ -64,7 +82,7 @@ func run(m *testing.M) int {
 	if os.Getenv("KINSTALL_KEEP_LAB") == "" {
 		defer l.Down(context.Background())
 	}
-	theEnv = &env{lab: l, bin: bin}
+	theEnv = &env{lab: l, bin: bin, bundle: bundle}
 	return m.Run()
 }
 
@@ -108,12 +126,37 @@ func (e *env) kinstallCtx(ctx context.Context, t *testing.T, args ...string) res
 
 func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
 	l := e.lab
+	return e.commandWith(ctx, files{l.InventoryFile, l.ConfigFile, filepath.Join(l.Dir, "state")}, args...)
+}
+
+// files are the inputs and state of a kinstall run.
+type files struct{ inventory, config, state string }
+
+func (e *env) commandWith(ctx context.Context, f files, args ...string) *exec.Cmd {
 	full := append([]string{}, args...)
-	full = append(full, "-i", l.InventoryFile, "-c", l.ConfigFile)
+	full = append(full, "-i", f.inventory, "-c", f.config)
 	if args[0] != "check" && args[0] != "plan" && args[0] != "inventory" {
-		full = append(full, "--known-hosts", l.KnownHostsFile, "--state-dir", filepath.Join(l.Dir, "state"))
+		full = append(full, "--known-hosts", e.lab.KnownHostsFile, "--state-dir", f.state, "--artifacts", e.bundle)
 	}
 	return exec.CommandContext(ctx, e.bin, full...)
+}
+
+// run runs kinstall with other files than the lab's.
+func (e *env) run(t *testing.T, f files, args ...string) result {
+	t.Helper()
+	cmd := e.commandWith(context.Background(), f, args...)
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	start := time.Now()
+	err := cmd.Run()
+	r := result{out: b.String(), took: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kinstall %v: %v", args, err)
+	}
+	e.assertNoSecrets(t, r.out)
+	return r
 }
 
 // assertNoSecrets: the ops password is in the inventory; it must never be printed.
