@@ -5,17 +5,24 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/kinstall
 N ?= 5
 LAB ?= kinstall
+# The lab's artifacts bundle (built from Go module sources, cached outside the repo).
+BUNDLE ?= /var/tmp/kinstall-bundle
+ETCD_VERSIONS ?= v3.6.8 v3.6.14
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null)
 
-.PHONY: build test unit lint bench demo lab-up lab-down lab-status fuzz clean
+.PHONY: build test unit lint bench demo bundle lab-up lab-down lab-status fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/kinstall
 
 # Every test: unit tests, the transport against a real sshd, and end-to-end tests on lab hosts
 # (Docker containers with systemd + sshd; the lab starts a Docker engine if none runs).
-test: build
-	$(GO) test -count=1 -timeout 40m ./...
+test: build bundle
+	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 40m ./...
+
+# Offline artifacts for the lab: etcd (two versions, for upgrade tests) from Go module sources.
+bundle:
+	bash test/bundle/build-etcd.sh $(BUNDLE) $(ETCD_VERSIONS)
 
 # Unit tests only (no sshd, no lab): fast feedback while editing.
 unit:
@@ -40,8 +47,8 @@ lab-down: build
 lab-status: build
 	$(BIN) lab status --name $(LAB)
 
-demo: build
-	./test/demo.sh
+demo: build bundle
+	KINSTALL_ARTIFACTS=$(BUNDLE) ./test/demo.sh
 
 clean:
 	rm -rf bin

@@ -7,7 +7,9 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -352,31 +354,49 @@ func (r *Role) requestFor(name string) pki.Request {
 }
 
 // hostState reads what the rest of the tasks need from the host in one round trip.
-func hostState(ctx context.Context, h *runner.Host) (active, hasData bool, version string, err error) {
-	out, err := h.Sudo(ctx, `systemctl is-active --quiet etcd && echo active=yes; [ -d `+DataDir+`/member ] && echo data=yes; [ -x `+BinDir+`/etcd ] && `+BinDir+`/etcd --version 2>/dev/null | sed -n 's/^etcd Version: /version=/p'; true`)
+func hostState(ctx context.Context, h *runner.Host) (hostFacts, error) {
+	out, err := h.Sudo(ctx, `systemctl is-active --quiet etcd && echo active=yes; [ -d `+DataDir+`/member ] && echo data=yes; [ -x `+BinDir+`/etcd ] && `+BinDir+`/etcd --version 2>/dev/null | sed -n 's/^etcd Version: /version=/p'; [ -f `+CertDir+`/ca.pem ] && echo ca=$(sha256sum < `+CertDir+`/ca.pem | cut -d' ' -f1); true`)
 	if err != nil {
-		return false, false, "", err
+		return hostFacts{}, err
 	}
+	var f hostFacts
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
 		case "active":
-			active = true
+			f.active = true
 		case "data":
-			hasData = true
+			f.hasData = true
 		case "version":
-			version = "v" + strings.TrimPrefix(v, "v")
+			f.version = "v" + strings.TrimPrefix(v, "v")
+		case "ca":
+			f.caSHA256 = v
 		}
 	}
-	return active, hasData, version, nil
+	return f, nil
+}
+
+// hostFacts is what the etcd tasks learn about a host in one round trip.
+type hostFacts struct {
+	active, hasData bool
+	version         string // of /usr/local/bin/etcd, "" when absent
+	caSHA256        string // of the CA certificate on the host, "" when absent
 }
 
 // checkVersion refuses to swap the binary of an existing member during install: that is an
 // upgrade, which must go one member at a time with a snapshot first.
 func (r *Role) checkVersion(ctx context.Context, h *runner.Host) (string, error) {
-	active, hasData, version, err := hostState(ctx, h)
+	f, err := hostState(ctx, h)
 	if err != nil {
 		return "", err
+	}
+	active, hasData, version := f.active, f.hasData, f.version
+	// A member with data that trusts another CA was installed from another state directory:
+	// new certificates would cut it off from its peers, so stop before touching anything.
+	sum := sha256.Sum256(r.ca.CertPEM)
+	if hasData && f.caSHA256 != "" && f.caSHA256 != hex.EncodeToString(sum[:]) {
+		return "", fmt.Errorf("etcd on %s has data and trusts a different CA than %s: it was installed with another state directory. Run kinstall with that --state-dir (or copy its pki/etcd here); replacing the certificates would split the cluster",
+			h.Name, PKIDir(r.opts.StateDir))
 	}
 	if active {
 		h.SetFact(factActive, "yes")

@@ -521,6 +521,18 @@ func TestEtcdBackupRestore(t *testing.T) {
 		t.Fatalf("install after restore (%d):\n%s", again.code, again.out)
 	}
 	recapUnchanged(t, again.out, []string{"node1", "node2", "node3"})
+
+	// Run from another state directory (its own, new CA): refused before anything changes.
+	caBefore := e.sh(t, "node1", "sha256sum /etc/ssl/etcd/ssl/ca.pem")
+	other := l.f
+	other.state = t.TempDir()
+	wrong := e.run(t, other, "install", "--only", "etcd")
+	if wrong.code == 0 || !strings.Contains(wrong.out, "trusts a different CA") {
+		t.Errorf("install with another state dir (%d):\n%s", wrong.code, wrong.out)
+	}
+	if got := e.sh(t, "node1", "sha256sum /etc/ssl/etcd/ssl/ca.pem"); got != caBefore {
+		t.Error("the refused run replaced the CA on node1")
+	}
 }
 
 // outage is a member's etcd between systemd's "Stopping" and the next "Started" (ready).
