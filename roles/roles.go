@@ -8,6 +8,7 @@ import (
 	artifactsrole "github.com/kinstall/kinstall/roles/artifacts"
 	"github.com/kinstall/kinstall/roles/bootstrap"
 	"github.com/kinstall/kinstall/roles/etcd"
+	"github.com/kinstall/kinstall/roles/loadbalancer"
 	"github.com/kinstall/kinstall/roles/preflight"
 )
 
@@ -22,7 +23,7 @@ type Env struct {
 // Implemented says whether a role implements the phase, without preparing anything.
 func Implemented(phase string) bool {
 	switch phase {
-	case "preflight", "bootstrap", "artifacts", "etcd":
+	case "preflight", "bootstrap", "artifacts", "etcd", "loadbalancer":
 		return true
 	}
 	return false
@@ -44,6 +45,8 @@ func Tasks(phase string, env *Env) ([]runner.Task, bool, error) {
 			return nil, true, err
 		}
 		return r.Tasks(), true, nil
+	case "loadbalancer":
+		return loadbalancer.New(c, env.Artifacts).Tasks(), true, nil
 	}
 	return nil, false, nil
 }

@@ -335,3 +335,34 @@ func GoArch(unameM string) (string, error) {
 	}
 	return "", fmt.Errorf("unsupported architecture %q (kinstall supports x86_64 and aarch64)", unameM)
 }
+
+// Packages returns the distribution packages the bundle holds for a platform such as
+// "debian-12-amd64" (DIR/debs/<platform>/*.deb), each checked against SHA256SUMS. ok is false
+// when there is no bundle or it has none for that platform: the host then uses its own
+// package mirror.
+func (s *Source) Packages(platform string) (files []string, ok bool, err error) {
+	if s.BundleDir == "" {
+		return nil, false, nil
+	}
+	dir := filepath.Join(s.BundleDir, "debs", platform)
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	if len(matches) == 0 {
+		return nil, false, nil
+	}
+	sums, err := readSums(filepath.Join(s.BundleDir, "SHA256SUMS"))
+	if err != nil {
+		return nil, false, fmt.Errorf("artifacts: bundle %s: %w", s.BundleDir, err)
+	}
+	sort.Strings(matches)
+	for _, m := range matches {
+		rel, _ := filepath.Rel(s.BundleDir, m)
+		got, err := fileSHA256(m)
+		if err != nil {
+			return nil, false, fmt.Errorf("artifacts: %w", err)
+		}
+		if want, listed := sums[filepath.ToSlash(rel)]; !listed || got != want {
+			return nil, false, fmt.Errorf("artifacts: bundle package %s does not match SHA256SUMS (re-run make bundle)", m)
+		}
+	}
+	return matches, true, nil
+}

@@ -87,8 +87,9 @@ func (c *Cluster) Check() *Report {
 			}
 		}
 	}
-	if r.LBMode == config.LBVIP && cfg.HAProxyPort == cfg.APIServerPort {
-		errorf("loadbalancer_apiserver_haproxy_port %d equals kube_apiserver_port on the masters, where HAProxy and the API share a host: pick another port (default 8443).", cfg.HAProxyPort)
+	if r.LBMode == config.LBVIP {
+		notef("vip: keepalived moves %s between the masters (VRRP id %d, unicast); HAProxy on each master binds %s:%d and forwards to every master's API on its own IP:%d.",
+			cfg.LoadBalancerAPIServer.Address, cfg.VRRPRouterID(), cfg.LoadBalancerAPIServer.Address, cfg.LoadBalancerAPIServer.Port, cfg.APIServerPort)
 	}
 	if r.LBMode == config.LBLocalProxy && cfg.LoadBalancerAPIServer.Port == cfg.APIServerPort {
 		for _, h := range c.Masters {

@@ -37,7 +37,7 @@ type LoadBalancer struct {
 type Config struct {
 	LoadBalancerAPIServer           LoadBalancer `yaml:"loadbalancer_apiserver"`
 	LoadBalancerMode                string       `yaml:"loadbalancer_apiserver_mode"`
-	HAProxyPort                     int          `yaml:"loadbalancer_apiserver_haproxy_port"`
+	KeepalivedRouterID              int          `yaml:"keepalived_virtual_router_id"`
 	APIServerLoadBalancerDomainName string       `yaml:"apiserver_loadbalancer_domain_name"`
 	APIServerPort                   int          `yaml:"kube_apiserver_port"`
 	KubeVersion                     string       `yaml:"kube_version"`
@@ -54,7 +54,6 @@ type Config struct {
 func Default() *Config {
 	return &Config{
 		LoadBalancerAPIServer:           LoadBalancer{Port: 6443},
-		HAProxyPort:                     8443,
 		APIServerLoadBalancerDomainName: "lb.kubesphere.local",
 		APIServerPort:                   6443,
 		KubeVersion:                     "v1.34.4",
@@ -162,10 +161,13 @@ func (c *Config) Validate(source string) error {
 		bad("loadbalancer_apiserver_mode %s needs loadbalancer_apiserver.address", c.LoadBalancerMode)
 	}
 	for name, p := range map[string]int{"loadbalancer_apiserver.port": c.LoadBalancerAPIServer.Port,
-		"kube_apiserver_port": c.APIServerPort, "loadbalancer_apiserver_haproxy_port": c.HAProxyPort} {
+		"kube_apiserver_port": c.APIServerPort} {
 		if p < 1 || p > 65535 {
 			bad("%s %d is not a TCP port (1-65535)", name, p)
 		}
+	}
+	if id := c.KeepalivedRouterID; id < 0 || id > 255 {
+		bad("keepalived_virtual_router_id %d: use 1-255 (0: derived from the VIP)", id)
 	}
 	for name, v := range map[string]string{"kube_version": c.KubeVersion, "etcd_version": c.EtcdVersion} {
 		if !versionRe.MatchString(v) {
@@ -252,7 +254,7 @@ func fields() []field {
 			return nil
 		}},
 		str("loadbalancer_apiserver_mode", func(c *Config) *string { return &c.LoadBalancerMode }),
-		num("loadbalancer_apiserver_haproxy_port", func(c *Config) *int { return &c.HAProxyPort }),
+		num("keepalived_virtual_router_id", func(c *Config) *int { return &c.KeepalivedRouterID }),
 		str("apiserver_loadbalancer_domain_name", func(c *Config) *string { return &c.APIServerLoadBalancerDomainName }),
 		num("kube_apiserver_port", func(c *Config) *int { return &c.APIServerPort }),
 		str("kube_version", func(c *Config) *string { return &c.KubeVersion }),
@@ -307,4 +309,18 @@ func (c *Config) Mode() string {
 		return LBExternal
 	}
 	return LBNone
+}
+
+// VRRPRouterID is keepalived's virtual_router_id: the configured one, or one derived from the
+// VIP's last byte (1-255), so two kinstall clusters on one network differ unless their VIPs
+// end alike.
+func (c *Config) VRRPRouterID() int {
+	if c.KeepalivedRouterID > 0 {
+		return c.KeepalivedRouterID
+	}
+	ip := net.ParseIP(c.LoadBalancerAPIServer.Address).To4()
+	if ip == nil || ip[3] == 0 {
+		return 51
+	}
+	return int(ip[3])
 }

@@ -10,7 +10,7 @@ func TestSampleAndDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode() != LBVIP || c.LoadBalancerAPIServer.Address != "192.168.0.250" || c.HAProxyPort != 8443 {
+	if c.Mode() != LBVIP || c.LoadBalancerAPIServer.Address != "192.168.0.250" || c.VRRPRouterID() != 250 {
 		t.Errorf("sample: %+v", c)
 	}
 	d, err := Parse("empty.yaml", nil)

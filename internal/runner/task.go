@@ -103,7 +103,11 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
-	msg := fmt.Sprintf("command %q exited %d", transport.FirstLine(e.Command), e.ExitCode)
+	cmd := transport.FirstLine(e.Command)
+	if len(cmd) > 160 {
+		cmd = cmd[:160] + "..." // the full command is in the host's run log
+	}
+	msg := fmt.Sprintf("command %q exited %d", cmd, e.ExitCode)
 	if e.Stderr != "" {
 		msg += ": " + e.Stderr
 	}
