@@ -20,9 +20,12 @@ build:
 test: build bundle
 	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 40m ./...
 
-# Offline artifacts for the lab: etcd (two versions, for upgrade tests) from Go module sources.
-bundle:
+# Offline artifacts for the lab: etcd (two versions, for upgrade tests) from Go module sources,
+# and haproxy/keepalived packages resolved in a lab host (needs the lab image; Docker is started).
+bundle: build
 	bash test/bundle/build-etcd.sh $(BUNDLE) $(ETCD_VERSIONS)
+	$(BIN) lab image >/dev/null
+	bash test/bundle/build-debs.sh $(BUNDLE)
 
 # Unit tests only (no sshd, no lab): fast feedback while editing.
 unit:

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -11,11 +13,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/pki"
 )
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
 	var output, stateDir string
+	var noProbe bool
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Validate the inventory and common.yaml and report the topology",
@@ -31,6 +35,9 @@ warnings and notes. It exits non-zero when the cluster cannot be installed as wr
 				return err
 			}
 			r := c.Check()
+			if !noProbe {
+				probeExternalLB(c, r)
+			}
 			if output == "json" {
 				b, err := r.JSON()
 				if err != nil {
@@ -50,6 +57,7 @@ warnings and notes. It exits non-zero when the cluster cannot be installed as wr
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().BoolVar(&noProbe, "no-probe", false, "do not try to reach an external load balancer from this machine")
 	cmd.Flags().StringVar(&stateDir, "state-dir", ".kinstall", "state directory whose certificates' expiry is reported")
 	return cmd
 }
@@ -86,4 +94,21 @@ func printCertExpiry(w io.Writer, stateDir string) error {
 		return fmt.Errorf("%d certificate(s) expired: re-run kinstall install to renew them", len(expired))
 	}
 	return nil
+}
+
+// probeExternalLB: an external load balancer exists before kinstall runs, so check can tell
+// now whether it accepts TCP (from this machine; install checks again from every node).
+func probeExternalLB(c *cluster.Cluster, r *cluster.Report) {
+	cfg := c.Config
+	if cfg.Mode() != config.LBExternal {
+		return
+	}
+	addr := net.JoinHostPort(cfg.LoadBalancerAPIServer.Address, strconv.Itoa(cfg.LoadBalancerAPIServer.Port))
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("the external load balancer %s does not accept TCP from this machine (%v): it must be up and forward to the masters' port %d before install (--no-probe skips this)", addr, err, cfg.APIServerPort))
+		return
+	}
+	conn.Close()
+	r.Notes = append(r.Notes, fmt.Sprintf("the external load balancer %s accepts TCP from this machine.", addr))
 }

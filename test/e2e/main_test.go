@@ -23,6 +23,7 @@ type env struct {
 	lab    *lab.Lab
 	bin    string // the kinstall binary under test
 	bundle string // the lab's artifacts bundle (make bundle)
+	fake   string // test/fakeapi binary: stands in for kube-apiserver behind load balancers
 }
 
 // Versions in the lab bundle: installs use the older one where a test upgrades.
@@ -61,6 +62,13 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build kinstall: %v\n%s", err, out)
 		return 1
 	}
+	fake := filepath.Join(dir, "fakeapi")
+	fb := exec.CommandContext(ctx, "go", "build", "-o", fake, "../fakeapi")
+	fb.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := fb.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fakeapi: %v\n%s", err, out)
+		return 1
+	}
 	bundle := os.Getenv("KINSTALL_BUNDLE")
 	if bundle == "" {
 		bundle = "/var/tmp/kinstall-bundle"
@@ -82,7 +90,14 @@ func run(m *testing.M) int {
 	if os.Getenv("KINSTALL_KEEP_LAB") == "" {
 		defer l.Down(context.Background())
 	}
-	theEnv = &env{lab: l, bin: bin, bundle: bundle}
+	// Distribution packages (haproxy, keepalived) for offline installs, resolved in a lab host.
+	debs := exec.CommandContext(ctx, "bash", "../bundle/build-debs.sh", bundle)
+	debs.Stdout, debs.Stderr = os.Stderr, os.Stderr
+	if err := debs.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bundle packages: %v\n", err)
+		return 1
+	}
+	theEnv = &env{lab: l, bin: bin, bundle: bundle, fake: fake}
 	return m.Run()
 }
 
