@@ -57,6 +57,9 @@ const (
 type Role struct {
 	c   *cluster.Cluster
 	src *artifacts.Source
+	// upgrade: packages are brought to the bundle's (or the mirror's) newest version, not just
+	// installed when missing.
+	upgrade bool
 
 	reloadMu sync.Mutex // one host reloads at a time, across hosts
 }
@@ -67,6 +70,14 @@ func New(c *cluster.Cluster, src *artifacts.Source) *Role {
 		src = &artifacts.Source{}
 	}
 	return &Role{c: c, src: src}
+}
+
+// UpgradePhase is `kinstall upgrade --role loadbalancer`: the role's tasks with packages
+// upgraded, one host at a time, stopping at the first failure, so the endpoint always has a
+// healthy HAProxy behind it (and in vip mode the VIP a holder).
+func (r *Role) UpgradePhase() runner.Phase {
+	r.upgrade = true
+	return runner.Phase{Name: "loadbalancer/upgrade", Hosts: Hosts(r.c), Tasks: r.Tasks(), Serial: 1, Critical: true}
 }
 
 // Hosts returns the hosts the mode runs on.
@@ -249,17 +260,24 @@ func (r *Role) packages(names ...string) runner.Task {
 			if err != nil {
 				return "", err
 			}
-			if strings.TrimSpace(string(res.Stdout)) == strconv.Itoa(len(names)) {
+			if strings.TrimSpace(string(res.Stdout)) != strconv.Itoa(len(names)) {
+				return "install " + list, nil
+			}
+			if !r.upgrade {
 				return "", nil
 			}
-			return "install " + list, nil
+			return r.upgradable(ctx, h, list)
 		},
 		Apply: func(ctx context.Context, h *runner.Host) error {
 			switch h.Fact(factFamily) {
 			case "apt":
 				return r.installDebs(ctx, h, list)
 			case "dnf", "yum":
-				_, err := h.Sudo(ctx, h.Fact(factFamily)+" install -y "+list)
+				verb := " install -y "
+				if r.upgrade {
+					verb = " upgrade -y "
+				}
+				_, err := h.Sudo(ctx, h.Fact(factFamily)+verb+list)
 				return err
 			}
 			return fmt.Errorf("%s: no apt, dnf or yum: install %s by hand", h.Name, list)
@@ -273,7 +291,11 @@ func (r *Role) installDebs(ctx context.Context, h *runner.Host, list string) err
 		return err
 	}
 	if !ok {
-		_, err := h.Sudo(ctx, "apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold install -y -q --no-install-recommends "+list)
+		only := ""
+		if r.upgrade {
+			only = "--only-upgrade "
+		}
+		_, err := h.Sudo(ctx, "apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold install -y -q --no-install-recommends "+only+list)
 		return err
 	}
 	dir := PackageDir + "/" + h.Fact(factPlatform)
@@ -291,6 +313,45 @@ func (r *Role) installDebs(ctx context.Context, h *runner.Host, list string) err
   if [ -z "$iv" ] || dpkg --compare-versions "$iv" lt "$v"; then echo "$f"; fi
 done | DEBIAN_FRONTEND=noninteractive xargs -r dpkg --force-confold -i >/dev/null`)
 	return err
+}
+
+// upgradable says which packages have a newer version: in the bundle (offline) or the mirror.
+func (r *Role) upgradable(ctx context.Context, h *runner.Host, list string) (string, error) {
+	if h.Fact(factFamily) != "apt" {
+		res, err := h.Conn.Run(ctx, transport.Cmd{Command: h.Fact(factFamily) + " -q check-update " + list, Sudo: true})
+		if err != nil || res.ExitCode != 100 {
+			return "", err
+		}
+		return "upgrade " + list, nil
+	}
+	files, ok, err := r.src.Packages(h.Fact(factPlatform))
+	if err != nil {
+		return "", err
+	}
+	var script string
+	if ok {
+		// name_version_arch.deb, with the epoch's colon written as %3a.
+		var pairs []string
+		for _, f := range files {
+			parts := strings.Split(strings.TrimSuffix(f[strings.LastIndex(f, "/")+1:], ".deb"), "_")
+			if len(parts) == 3 {
+				pairs = append(pairs, parts[0]+"="+strings.ReplaceAll(parts[1], "%3a", ":"))
+			}
+		}
+		script = "for pv in " + strings.Join(pairs, " ") + `; do p=${pv%%=*}; v=${pv#*=}
+  iv=$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | sed -n 's/^install ok installed //p')
+  [ -n "$iv" ] && dpkg --compare-versions "$iv" lt "$v" && echo "$p"; done; true`
+	} else {
+		script = "apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null; apt list --upgradable 2>/dev/null | cut -d/ -f1 | grep -xE '" + strings.ReplaceAll(list, " ", "|") + "'; true"
+	}
+	out, err := h.Sudo(ctx, script)
+	if err != nil {
+		return "", err
+	}
+	if pk := strings.Fields(out); len(pk) > 0 {
+		return "upgrade " + strings.Join(pk, ", "), nil
+	}
+	return "", nil
 }
 
 // service makes a service enabled and running; when its config changed in this run it is

@@ -252,6 +252,14 @@ func TestLoadBalancerVIP(t *testing.T) {
 	if got := spread(t, url, 40); got["node4"] == 0 || got["error"] > 0 {
 		t.Errorf("after adding node4, connections reached %v", got)
 	}
+	// upgrade --role loadbalancer goes one host at a time; nothing is newer in the bundle, so
+	// it changes nothing, and the VIP answers throughout.
+	up := e.run(t, l.f, "upgrade", "--role", "loadbalancer")
+	if up.code != 0 || !strings.Contains(up.out, "loadbalancer/upgrade") {
+		t.Errorf("upgrade --role loadbalancer (%d):\n%s", up.code, up.out)
+	}
+	recapUnchanged(t, up.out, []string{"node1", "node2", "node3", "node4"})
+
 	// Put node4 back to being a worker.
 	e.sh(t, "node4", "systemctl disable --now keepalived haproxy >/dev/null 2>&1; systemctl stop fakeapi; rm -f /etc/keepalived/keepalived.conf /etc/haproxy/haproxy.cfg; true")
 }
