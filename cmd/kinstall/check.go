@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
