@@ -230,16 +230,23 @@ func TestCommandsThroughOneSession(t *testing.T) {
 func TestCommandTimeoutKillsAndConnectionGoesOn(t *testing.T) {
 	s := testsshd.Start(t)
 	c := dial(t, s, target(s, "root"))
-	start := time.Now()
-	_, err := c.Run(context.Background(), Cmd{Command: "sleep 30; echo never", Timeout: time.Second})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
+	// Everything the command started goes: a plain command, a pipeline, a background job.
+	for i, cmd := range []string{"sleep 31; echo never", "sleep 32 | cat", "sleep 33 & wait"} {
+		start := time.Now()
+		_, err := c.Run(context.Background(), Cmd{Command: cmd, Timeout: time.Second})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%q: err = %v", cmd, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%q: timeout took %s", cmd, d)
+		}
+		if got := runOK(t, c, Cmd{Command: fmt.Sprintf("pgrep -f 'sleep 3%d' || echo gone", i+1)}); got != "gone" {
+			t.Errorf("%q: the timed-out command still runs: %s", cmd, got)
+		}
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("timeout took %s", d)
-	}
-	if got := runOK(t, c, Cmd{Command: "pgrep -f 'sleep 30' || echo gone"}); got != "gone" {
-		t.Errorf("the timed-out command still runs: %s", got)
+	// The driver's variables do not leak into commands.
+	if got := runOK(t, c, Cmd{Command: `echo "[$N$d$cmd$clen]"`}); got != "[]" {
+		t.Errorf("driver variables visible to commands: %q", got)
 	}
 }
 
