@@ -48,6 +48,11 @@ type Config struct {
 	DNSDomain                       string       `yaml:"dns_domain"`
 	KubeNetworkPlugin               string       `yaml:"kube_network_plugin"`
 	ClusterName                     string       `yaml:"cluster_name"`
+	// registry -> mirror URLs, tried in order before the registry itself.
+	ContainerdRegistryMirrors map[string][]string `yaml:"containerd_registry_mirrors"`
+	// DNS servers CoreDNS forwards to; empty: the nodes' own non-loopback nameservers.
+	UpstreamDNSServers []string `yaml:"upstream_dns_servers"`
+	FlannelVersion     string   `yaml:"flannel_version"`
 }
 
 // Default returns the defaults documented in conf/common.yaml.
@@ -64,6 +69,7 @@ func Default() *Config {
 		DNSDomain:                       "cluster.local",
 		KubeNetworkPlugin:               "flannel",
 		ClusterName:                     "cluster.local",
+		FlannelVersion:                  "v0.28.10",
 	}
 }
 
@@ -166,10 +172,25 @@ func (c *Config) Validate(source string) error {
 			bad("%s %d is not a TCP port (1-65535)", name, p)
 		}
 	}
+	for _, d := range c.UpstreamDNSServers {
+		if ip := net.ParseIP(d); ip == nil || ip.IsLoopback() {
+			bad("upstream_dns_servers: %q is not a non-loopback IP address (CoreDNS would forward to itself)", d)
+		}
+	}
+	for reg, mirrors := range c.ContainerdRegistryMirrors {
+		if reg == "" || strings.ContainsAny(reg, "/ ") {
+			bad("containerd_registry_mirrors: %q is not a registry host name (e.g. docker.io, registry.k8s.io)", reg)
+		}
+		for _, m := range mirrors {
+			if !strings.HasPrefix(m, "https://") && !strings.HasPrefix(m, "http://") {
+				bad("containerd_registry_mirrors.%s: mirror %q must start with https:// or http://", reg, m)
+			}
+		}
+	}
 	if id := c.KeepalivedRouterID; id < 0 || id > 255 {
 		bad("keepalived_virtual_router_id %d: use 1-255 (0: derived from the VIP)", id)
 	}
-	for name, v := range map[string]string{"kube_version": c.KubeVersion, "etcd_version": c.EtcdVersion} {
+	for name, v := range map[string]string{"kube_version": c.KubeVersion, "etcd_version": c.EtcdVersion, "flannel_version": c.FlannelVersion} {
 		if !versionRe.MatchString(v) {
 			bad("%s %q: write it as vX.Y.Z, e.g. v1.34.4", name, v)
 		}
@@ -265,6 +286,7 @@ func fields() []field {
 		str("dns_domain", func(c *Config) *string { return &c.DNSDomain }),
 		str("kube_network_plugin", func(c *Config) *string { return &c.KubeNetworkPlugin }),
 		str("cluster_name", func(c *Config) *string { return &c.ClusterName }),
+		str("flannel_version", func(c *Config) *string { return &c.FlannelVersion }),
 	}
 }
 

@@ -288,3 +288,13 @@ func ParseCert(b []byte) (*x509.Certificate, error) {
 	}
 	return x509.ParseCertificate(block.Bytes)
 }
+
+// KeyPEM returns the CA's private key as PKCS#8 PEM (for a host that signs with it, e.g. the
+// first master's kubeadm, which also shares it with masters that join).
+func KeyPEM(ca *CA) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}

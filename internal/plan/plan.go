@@ -64,11 +64,12 @@ func Install(c *cluster.Cluster) []Phase {
 		{Name: "container-runtime", Description: "containerd", Hosts: nodes},
 		{Name: "etcd", Description: "TLS etcd cluster, started together, waits for quorum", Hosts: names(c.Etcd), Critical: true, Lockstep: true},
 		{Name: "loadbalancer", Description: lbDesc, Hosts: lbHosts},
-		{Name: "control-plane/init", Description: "first control plane", Hosts: first, Critical: true},
-		{Name: "control-plane/join", Description: "other control planes, one at a time", Hosts: rest, Serial: 1, Critical: true},
-		{Name: "workers", Description: "kubelet on workers, join", Hosts: workers},
-		{Name: "cni", Description: c.Config.KubeNetworkPlugin, Hosts: first},
-		{Name: "kubeconfig", Description: "admin kubeconfig to the taskbox", Hosts: first},
+		{Name: "kubelet", Description: "kubeadm, kubelet, kubectl, images imported", Hosts: nodes},
+		{Name: "control-plane/init", Description: "first control plane (kubeadm init)", Hosts: first, Critical: true},
+		{Name: "control-plane/join", Description: "other control planes, one at a time (kubeadm join)", Hosts: rest, Serial: 1, Critical: true},
+		{Name: "workers", Description: "workers join (kubeadm join), labels", Hosts: workers},
+		{Name: "cni", Description: c.Config.KubeNetworkPlugin + " (vxlan) on every node, CoreDNS", Hosts: nodes},
+		{Name: "kubeconfig", Description: "admin kubeconfig on the taskbox, every node Ready", Hosts: first},
 	}
 }
 

@@ -290,7 +290,7 @@ func (r *Runner) host(ctx context.Context, ch *cluster.Host) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	h := &Host{Host: ch, Conn: &loggedConn{Conn: conn, log: log, echo: r.echo(ch.Name)}, DryRun: r.opts.DryRun}
+	h := &Host{Host: ch, Conn: &loggedConn{Conn: conn, log: log, echo: r.echo(ch.Name)}, DryRun: r.opts.DryRun, peer: r.host}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if existing, ok := r.hosts[ch.Name]; ok {

@@ -56,8 +56,20 @@ type Host struct {
 	Conn   transport.Conn
 	DryRun bool
 
+	// peer connects to another host of the run (same connection pool, same logs).
+	peer func(ctx context.Context, h *cluster.Host) (*Host, error)
+
 	mu    sync.Mutex
 	facts map[string]string
+}
+
+// Peer returns another host of the cluster, connected through the run's pool, for a task that
+// must act elsewhere too (e.g. the first master creates the token a joining node uses).
+func (h *Host) Peer(ctx context.Context, other *cluster.Host) (*Host, error) {
+	if h.peer == nil {
+		return nil, fmt.Errorf("%s: no connection to %s: not in a run", h.Name, other.Name)
+	}
+	return h.peer(ctx, other)
 }
 
 // SetFact records something a task learned, for later tasks.

@@ -29,6 +29,7 @@ import (
 	"github.com/kinstall/kinstall/internal/pki"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/stage"
 )
 
 //go:embed templates/*.tmpl
@@ -44,7 +45,7 @@ const (
 	BootstrapFile = "/etc/etcd/bootstrap.env"
 	UnitFile      = "/etc/systemd/system/etcd.service"
 	DataDir       = "/var/lib/etcd"
-	StageDir      = "/opt/kinstall/artifacts" // artifacts are pushed here, then installed
+	StageDir      = stage.Root // artifacts are pushed here, then installed
 )
 
 // Binaries shipped with etcd.
@@ -113,7 +114,7 @@ func New(c *cluster.Cluster, o Options) (*Role, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, _, err := ca.Issue("kube-apiserver-etcd-client", pki.Request{CommonName: "kube-apiserver-etcd-client", Organization: []string{"system:masters"}, Client: true}); err != nil {
+	if _, _, _, err := ca.Issue("kube-apiserver-etcd-client", apiServerClientRequest); err != nil {
 		return nil, err
 	}
 	r.client, err = NewClient(c.Etcd, ca.CertPEM, adminCert, adminKey)
@@ -121,6 +122,19 @@ func New(c *cluster.Cluster, o Options) (*Role, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+var apiServerClientRequest = pki.Request{CommonName: "kube-apiserver-etcd-client", Organization: []string{"system:masters"}, Client: true}
+
+// APIServerClient returns the etcd CA and the client pair kube-apiserver uses (PEM), from the
+// state directory (issued when absent).
+func APIServerClient(stateDir string) (caPEM, certPEM, keyPEM []byte, err error) {
+	ca, err := pki.LoadOrCreateCA(PKIDir(stateDir), "kinstall-etcd-ca")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, key, _, err := ca.Issue("kube-apiserver-etcd-client", apiServerClientRequest)
+	return ca.CertPEM, cert, key, err
 }
 
 // Client returns the role's taskbox client.
@@ -187,70 +201,17 @@ func Bootstrap(initialCluster, state, token string) ([]byte, error) {
 // never merge by mistake.
 func (r *Role) Token() string { return "kinstall-" + r.c.Config.ClusterName }
 
-func stageDir(component, version, arch string) string {
-	return StageDir + "/" + component + "-" + version + "-linux-" + arch
-}
+func stageDir(component, version, arch string) string { return stage.Dir(component, version, arch) }
 
 // Arch returns the host's Go arch, from preflight's facts or by asking.
-func Arch(ctx context.Context, h *runner.Host) (string, error) {
-	m := h.Fact("arch")
-	if m == "" {
-		out, err := h.Run(ctx, transport.Cmd{Command: "uname -m"})
-		if err != nil {
-			return "", err
-		}
-		m = strings.TrimSpace(out)
-		h.SetFact("arch", m)
-	}
-	return artifacts.GoArch(m)
-}
+func Arch(ctx context.Context, h *runner.Host) (string, error) { return stage.Arch(ctx, h) }
 
 // StageTask pushes the etcd binaries of version to the host's staging directory (hash-checked:
 // unchanged files are not sent again). The artifacts phase and upgrades run it.
 func StageTask(src *artifacts.Source, version string) runner.Task {
-	set := func(ctx context.Context, h *runner.Host) (*artifacts.Set, error) {
-		arch, err := Arch(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		return src.Resolve(ctx, "etcd", version, arch)
-	}
-	return runner.Task{
-		Name: "etcd " + version + " binaries staged",
-		When: func(h *runner.Host) bool { return h.Etcd },
-		Check: func(ctx context.Context, h *runner.Host) (string, error) {
-			s, err := set(ctx, h)
-			if err != nil {
-				return "", err
-			}
-			var missing []string
-			for _, f := range Binaries {
-				c, err := transport.FileChange(ctx, h.Conn, s.SHA256[f], fileSpec(stageDir("etcd", version, s.Arch)+"/"+f, 0o755))
-				if err != nil {
-					return "", err
-				}
-				if c != "" {
-					missing = append(missing, f)
-				}
-			}
-			if len(missing) == 0 {
-				return "", nil
-			}
-			return "push " + strings.Join(missing, ", ") + " to " + stageDir("etcd", version, s.Arch), nil
-		},
-		Apply: func(ctx context.Context, h *runner.Host) error {
-			s, err := set(ctx, h)
-			if err != nil {
-				return err
-			}
-			for _, f := range Binaries {
-				if _, err := h.Conn.Upload(ctx, s.Files[f], fileSpec(stageDir("etcd", version, s.Arch)+"/"+f, 0o755)); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}
+	t := stage.Task(src, "etcd", version, Binaries, 0o755, func(h *runner.Host) bool { return h.Etcd })
+	t.Name = "etcd " + version + " binaries staged"
+	return t
 }
 
 func fileSpec(path string, mode os.FileMode) transport.FileSpec {

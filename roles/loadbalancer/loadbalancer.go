@@ -30,6 +30,7 @@ import (
 	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/packages"
 )
 
 //go:embed templates/*.tmpl
@@ -42,13 +43,10 @@ const (
 	HAProxyConfig    = "/etc/haproxy/haproxy.cfg"
 	KeepalivedConfig = "/etc/keepalived/keepalived.conf"
 	SysctlFile       = "/etc/sysctl.d/99-kinstall-lb.conf"
-	PackageDir       = "/opt/kinstall/packages"
 )
 
 // Facts learned by the facts task.
 const (
-	factPlatform  = "lb_platform"  // e.g. debian-12-amd64
-	factFamily    = "lb_pkg"       // apt or dnf
 	factInterface = "lb_interface" // the interface holding the host's ip
 	factPrefix    = "lb_prefix"    // its prefix length
 )
@@ -105,7 +103,7 @@ func (r *Role) Tasks() []runner.Task {
 	case config.LBVIP:
 		return []runner.Task{
 			{Name: "facts", Check: r.facts},
-			r.packages("haproxy", "keepalived"),
+			packages.Task(r.src, r.upgrade, "haproxy", "keepalived"),
 			runner.EnsureFile("sysctl ip_nonlocal_bind", SysctlFile, 0o644, "", func(*runner.Host) ([]byte, error) {
 				return []byte("# Managed by kinstall: HAProxy binds the VIP on every master, also where it is not (yet) present.\nnet.ipv4.ip_nonlocal_bind = 1\n"), nil
 			}),
@@ -121,7 +119,7 @@ func (r *Role) Tasks() []runner.Task {
 	case config.LBLocalProxy:
 		return []runner.Task{
 			{Name: "facts", Check: r.facts},
-			r.packages("haproxy"),
+			packages.Task(r.src, r.upgrade, "haproxy"),
 			runner.EnsureFile("haproxy.cfg", HAProxyConfig, 0o644, "", func(h *runner.Host) ([]byte, error) { return r.HAProxyConfig(h.Host) }),
 			r.service("haproxy", HAProxyConfig, "haproxy -c -q -f "+HAProxyConfig),
 			{Name: "endpoint answers", Check: r.checkListening},
@@ -194,28 +192,17 @@ func render(name string, data any) ([]byte, error) {
 
 func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
 
-const factsScript = `. /etc/os-release 2>/dev/null
-echo "platform=${ID:-unknown}-${VERSION_ID%%.*}"
-command -v apt-get >/dev/null && echo pkg=apt || { command -v dnf >/dev/null && echo pkg=dnf; } || { command -v yum >/dev/null && echo pkg=yum; }
-ip -o addr show 2>/dev/null | awk '{print "addr=" $2 " " $4}'`
+const factsScript = `ip -o addr show 2>/dev/null | awk '{print "addr=" $2 " " $4}'`
 
-// facts learns the host's platform, package manager and the interface that holds its ip.
+// facts learns the interface that holds the host's ip (keepalived puts the VIP next to it).
 func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {
 	out, err := h.Run(ctx, transport.Cmd{Command: factsScript})
-	if err != nil {
-		return "", err
-	}
-	arch, err := archOf(ctx, h)
 	if err != nil {
 		return "", err
 	}
 	for _, line := range strings.Split(out, "\n") {
 		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
 		switch k {
-		case "platform":
-			h.SetFact(factPlatform, v+"-"+arch)
-		case "pkg":
-			h.SetFact(factFamily, v)
 		case "addr":
 			iface, cidr, _ := strings.Cut(v, " ")
 			ip, ipnet, err := net.ParseCIDR(cidr)
@@ -228,128 +215,6 @@ func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {
 	}
 	if r.c.Config.Mode() == config.LBVIP && h.Fact(factInterface) == "" {
 		return "", fmt.Errorf("%s: no interface holds its ip %s, so keepalived cannot put the VIP next to it: set ip= in the inventory to one of the host's addresses", h.Name, h.IP)
-	}
-	return "", nil
-}
-
-func archOf(ctx context.Context, h *runner.Host) (string, error) {
-	m := h.Fact("arch")
-	if m == "" {
-		out, err := h.Run(ctx, transport.Cmd{Command: "uname -m"})
-		if err != nil {
-			return "", err
-		}
-		m = strings.TrimSpace(out)
-		h.SetFact("arch", m)
-	}
-	return artifacts.GoArch(m)
-}
-
-// packages installs distribution packages: from the bundle's packages for the host's platform
-// when there are any (offline), else from the host's own package mirror.
-func (r *Role) packages(names ...string) runner.Task {
-	list := strings.Join(names, " ")
-	return runner.Task{
-		Name: "packages " + list,
-		Check: func(ctx context.Context, h *runner.Host) (string, error) {
-			check := "dpkg-query -W -f='${Status}\\n' " + list + " 2>/dev/null | grep -c 'install ok installed'"
-			if h.Fact(factFamily) != "apt" {
-				check = "rpm -q " + list + " 2>/dev/null | grep -vc 'not installed'"
-			}
-			res, err := h.Conn.Run(ctx, transport.Cmd{Command: check})
-			if err != nil {
-				return "", err
-			}
-			if strings.TrimSpace(string(res.Stdout)) != strconv.Itoa(len(names)) {
-				return "install " + list, nil
-			}
-			if !r.upgrade {
-				return "", nil
-			}
-			return r.upgradable(ctx, h, list)
-		},
-		Apply: func(ctx context.Context, h *runner.Host) error {
-			switch h.Fact(factFamily) {
-			case "apt":
-				return r.installDebs(ctx, h, list)
-			case "dnf", "yum":
-				verb := " install -y "
-				if r.upgrade {
-					verb = " upgrade -y "
-				}
-				_, err := h.Sudo(ctx, h.Fact(factFamily)+verb+list)
-				return err
-			}
-			return fmt.Errorf("%s: no apt, dnf or yum: install %s by hand", h.Name, list)
-		},
-	}
-}
-
-func (r *Role) installDebs(ctx context.Context, h *runner.Host, list string) error {
-	files, ok, err := r.src.Packages(h.Fact(factPlatform))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		only := ""
-		if r.upgrade {
-			only = "--only-upgrade "
-		}
-		_, err := h.Sudo(ctx, "apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold install -y -q --no-install-recommends "+only+list)
-		return err
-	}
-	dir := PackageDir + "/" + h.Fact(factPlatform)
-	for _, f := range files {
-		p := dir + "/" + f[strings.LastIndex(f, "/")+1:]
-		if _, err := h.Conn.Upload(ctx, f, transport.FileSpec{Path: p, Mode: 0o644, Sudo: true}); err != nil {
-			return err
-		}
-	}
-	// Offline: install the bundle's packages that are missing or older here (never downgrade
-	// what the host has), all in one dpkg call so dependencies among them resolve.
-	_, err = h.Sudo(ctx, `cd `+transport.Quote(dir)+` && for f in *.deb; do
-  p=$(dpkg-deb -f "$f" Package); v=$(dpkg-deb -f "$f" Version)
-  iv=$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | sed -n 's/^install ok installed //p')
-  if [ -z "$iv" ] || dpkg --compare-versions "$iv" lt "$v"; then echo "$f"; fi
-done | DEBIAN_FRONTEND=noninteractive xargs -r dpkg --force-confold -i >/dev/null`)
-	return err
-}
-
-// upgradable says which packages have a newer version: in the bundle (offline) or the mirror.
-func (r *Role) upgradable(ctx context.Context, h *runner.Host, list string) (string, error) {
-	if h.Fact(factFamily) != "apt" {
-		res, err := h.Conn.Run(ctx, transport.Cmd{Command: h.Fact(factFamily) + " -q check-update " + list, Sudo: true})
-		if err != nil || res.ExitCode != 100 {
-			return "", err
-		}
-		return "upgrade " + list, nil
-	}
-	files, ok, err := r.src.Packages(h.Fact(factPlatform))
-	if err != nil {
-		return "", err
-	}
-	var script string
-	if ok {
-		// name_version_arch.deb, with the epoch's colon written as %3a.
-		var pairs []string
-		for _, f := range files {
-			parts := strings.Split(strings.TrimSuffix(f[strings.LastIndex(f, "/")+1:], ".deb"), "_")
-			if len(parts) == 3 {
-				pairs = append(pairs, parts[0]+"="+strings.ReplaceAll(parts[1], "%3a", ":"))
-			}
-		}
-		script = "for pv in " + strings.Join(pairs, " ") + `; do p=${pv%%=*}; v=${pv#*=}
-  iv=$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | sed -n 's/^install ok installed //p')
-  [ -n "$iv" ] && dpkg --compare-versions "$iv" lt "$v" && echo "$p"; done; true`
-	} else {
-		script = "apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null; apt list --upgradable 2>/dev/null | cut -d/ -f1 | grep -xE '" + strings.ReplaceAll(list, " ", "|") + "'; true"
-	}
-	out, err := h.Sudo(ctx, script)
-	if err != nil {
-		return "", err
-	}
-	if pk := strings.Fields(out); len(pk) > 0 {
-		return "upgrade " + strings.Join(pk, ", "), nil
 	}
 	return "", nil
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Add the distribution packages the roles install (haproxy, keepalived) to the lab's bundle, for
+# Add the distribution packages the roles install (haproxy, keepalived, containerd, runc, CNI
+# plugins, conntrack, socat, iptables) to the lab's bundle, for
 # hosts without a package mirror: $BUNDLE/debs/debian-12-$ARCH/*.deb, with everything a minimal
 # Debian 12 host (the lab image) lacks, resolved by apt inside a throw-away lab container.
 # Refreshes $BUNDLE/SHA256SUMS. Skipped when already there.
@@ -9,7 +10,7 @@ bundle=$1
 image=${2:-kinstall-lab:bookworm}
 arch=$(dpkg --print-architecture)
 out="$bundle/debs/debian-12-$arch"
-pkgs="haproxy keepalived"
+pkgs="haproxy keepalived containerd runc containernetworking-plugins conntrack socat iptables"
 if [ -f "$out/.packages" ] && [ "$(cat "$out/.packages")" = "$pkgs" ]; then
   echo "debs ($pkgs): cached in $out"; exit 0
 fi

@@ -1,6 +1,7 @@
 // Command fakeapi stands in for kube-apiserver in load balancer tests until the real one
 // exists: HTTPS (self-signed) on -listen, /healthz answers "ok", every other path answers with
-// the host's name, so a client can tell which master served it.
+// the host's name, so a client can tell which master served it. With -print it prints the host
+// name and exits (an image for container runtime tests).
 package main
 
 import (
@@ -21,8 +22,13 @@ import (
 
 func main() {
 	listen := flag.String("listen", ":6443", "address:port")
+	print := flag.Bool("print", false, "print the host name and exit (a container image's whole job in runtime tests)")
 	flag.Parse()
 	host, _ := os.Hostname()
+	if *print {
+		fmt.Println("hello from " + host)
+		return
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		log.Fatal(err)

@@ -1,0 +1,191 @@
+// Package containerruntime installs containerd, runc and the CNI plugins on every Kubernetes
+// node, with a config rendered for the host as it is: the cgroup driver the host supports, and
+// the quirks of hosts that are themselves containers (no CAP_SYS_RESOURCE, /var/lib on
+// overlayfs) detected, not assumed.
+package containerruntime
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"fmt"
+	"sort"
+	"strings"
+	"text/template"
+
+	"github.com/kinstall/kinstall/internal/artifacts"
+	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/packages"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+// Paths and defaults.
+const (
+	ConfigFile   = "/etc/containerd/config.toml"
+	CertsDir     = "/etc/containerd/certs.d"
+	SandboxImage = "registry.k8s.io/pause:3.10.1"
+	DebianCNIDir = "/usr/lib/cni" // containernetworking-plugins on Debian
+)
+
+// Packages the role installs (Debian names): the runtime and what kubelet and kube-proxy need.
+var Packages = []string{"containerd", "runc", "containernetworking-plugins", "conntrack", "socat", "iptables"}
+
+// Facts learned by the facts task.
+const (
+	FactCgroupV2      = "cr_cgroup_v2"        // "yes" on a unified (v2) cgroup hierarchy
+	FactSysResource   = "cr_cap_sys_resource" // "yes" when the host may raise OOM scores
+	FactVarLibOverlay = "cr_varlib_overlay"   // "yes" when /var/lib/containerd is on overlayfs
+	FactKmsg          = "cr_dev_kmsg"         // "yes" when /dev/kmsg exists (kubelet reads it)
+)
+
+// Settings is the data of config.toml for one host.
+type Settings struct {
+	Why                 string
+	SandboxImage        string
+	RestrictOOMScoreAdj bool
+	Snapshotter         string
+	SystemdCgroup       bool
+	CNIBinDir           string
+}
+
+// SettingsFor derives the config from the host's facts.
+func SettingsFor(h *runner.Host) Settings {
+	s := Settings{SandboxImage: SandboxImage, Snapshotter: "overlayfs", CNIBinDir: DebianCNIDir}
+	var why []string
+	if h.Fact(FactCgroupV2) == "yes" {
+		s.SystemdCgroup = true
+		why = append(why, "cgroup v2: systemd driver")
+	} else {
+		why = append(why, "cgroup v1: cgroupfs driver")
+	}
+	if h.Fact(FactSysResource) != "yes" {
+		s.RestrictOOMScoreAdj = true
+		why = append(why, "no CAP_SYS_RESOURCE: OOM scores restricted")
+	}
+	if h.Fact(FactVarLibOverlay) == "yes" {
+		s.Snapshotter = "native"
+		why = append(why, "/var/lib/containerd on overlayfs: native snapshotter")
+	}
+	s.Why = "Host facts: " + strings.Join(why, "; ") + "."
+	return s
+}
+
+// Render renders config.toml.
+func Render(s Settings) ([]byte, error) { return render("config.toml.tmpl", s) }
+
+// HostsTOML renders the mirrors file of one registry.
+func HostsTOML(registry string, mirrors []string) ([]byte, error) {
+	server := "https://" + registry
+	if registry == "docker.io" {
+		server = "https://registry-1.docker.io"
+	}
+	return render("hosts.toml.tmpl", map[string]any{"Registry": registry, "Server": server, "Mirrors": mirrors})
+}
+
+func render(name string, data any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// factsScript prints key=value lines in one round trip. CAP_SYS_RESOURCE is bit 24 of the
+// bounding set.
+const factsScript = `[ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ] && echo cgroup_v2=yes
+cap=$(awk '/^CapBnd:/{print $2}' /proc/self/status); [ $(( 0x$cap >> 24 & 1 )) = 1 ] && echo sys_resource=yes
+p=/var/lib/containerd; while [ ! -e "$p" ]; do p=$(dirname "$p"); done
+[ "$(stat -fc %T "$p")" = overlayfs ] && echo varlib_overlay=yes
+[ -e /dev/kmsg ] && echo kmsg=yes
+true`
+
+// Facts learns what the runtime config depends on (the kubelet role reads them too).
+func Facts(ctx context.Context, h *runner.Host) (string, error) {
+	out, err := h.Sudo(ctx, factsScript)
+	if err != nil {
+		return "", err
+	}
+	keys := map[string]string{"cgroup_v2": FactCgroupV2, "sys_resource": FactSysResource, "varlib_overlay": FactVarLibOverlay, "kmsg": FactKmsg}
+	for k, fact := range keys {
+		h.SetFact(fact, "no")
+		if strings.Contains(out, k+"=yes") {
+			h.SetFact(fact, "yes")
+		}
+	}
+	return "", nil
+}
+
+// Tasks returns the role's tasks for the Kubernetes nodes.
+func Tasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+	tasks := []runner.Task{
+		{Name: "facts", Check: Facts},
+		packages.Task(src, false, Packages...),
+		runner.EnsureFile("config.toml", ConfigFile, 0o644, "", func(h *runner.Host) ([]byte, error) { return Render(SettingsFor(h)) }),
+	}
+	mirrors := c.Config.ContainerdRegistryMirrors
+	registries := make([]string, 0, len(mirrors))
+	for r := range mirrors {
+		registries = append(registries, r)
+	}
+	sort.Strings(registries)
+	for _, reg := range registries {
+		reg, list := reg, mirrors[reg]
+		tasks = append(tasks, runner.EnsureFile("mirrors "+reg, CertsDir+"/"+reg+"/hosts.toml", 0o644, "", func(*runner.Host) ([]byte, error) { return HostsTOML(reg, list) }))
+	}
+	tasks = append(tasks,
+		runner.Task{Name: "containerd running", Check: checkRunning, Apply: startOrRestart},
+		runner.Task{Name: "runtime answers", Check: checkAnswers},
+	)
+	return tasks
+}
+
+func changed(h *runner.Host) bool {
+	for k := range h.Facts() {
+		if k == "changed:"+ConfigFile || strings.HasPrefix(k, "changed:"+CertsDir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+func checkRunning(ctx context.Context, h *runner.Host) (string, error) {
+	res, err := h.Conn.Run(ctx, transport.Cmd{Command: "systemctl is-active --quiet containerd && systemctl is-enabled --quiet containerd", Sudo: true})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case res.ExitCode != 0:
+		return "enable and start containerd", nil
+	case changed(h):
+		return "restart containerd (configuration changed; running containers keep running)", nil
+	}
+	return "", nil
+}
+
+// startOrRestart: containerd's shims keep containers running across a restart of containerd.
+func startOrRestart(ctx context.Context, h *runner.Host) error {
+	_, err := h.Sudo(ctx, "systemctl enable --quiet containerd && systemctl restart containerd")
+	return err
+}
+
+// checkAnswers: the CRI plugin loaded with this config (a bad config leaves containerd up
+// without CRI, which kubelet would only report much later).
+func checkAnswers(ctx context.Context, h *runner.Host) (string, error) {
+	if h.DryRun {
+		return "", nil
+	}
+	out, err := h.Sudo(ctx, "for i in $(seq 50); do ctr plugins ls 2>/dev/null | awk '$2 == \"io.containerd.grpc.v1.cri\" {print $NF}' | grep -q . && break; sleep 0.2; done; ctr plugins ls | awk '$2 == \"io.containerd.grpc.v1.cri\" {print $NF}'")
+	if err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(out) != "ok" {
+		return "", fmt.Errorf("containerd's CRI plugin is %q, not ok: see journalctl -u containerd on %s", strings.TrimSpace(out), h.Name)
+	}
+	return "", nil
+}

@@ -1,0 +1,272 @@
+// Package kubelet prepares every Kubernetes node for kubeadm: kubeadm, kubelet and kubectl
+// installed, the kubelet's systemd unit, a resolv.conf for pods without loopback nameservers,
+// and the images imported into containerd so kubeadm never pulls.
+package kubelet
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+
+	"github.com/kinstall/kinstall/internal/artifacts"
+	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/kube"
+	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/containerruntime"
+	"github.com/kinstall/kinstall/roles/stage"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+// Paths on the nodes.
+const (
+	UnitFile   = "/etc/systemd/system/kubelet.service"
+	DropIn     = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+	ResolvConf = kube.KinstallDir + "/resolv.conf"
+)
+
+// Binaries are the Kubernetes node binaries kinstall installs.
+var Binaries = []string{"kubeadm", "kubelet", "kubectl"}
+
+// Image archives: every node gets node.tar (kube-proxy, pause, CoreDNS, the probe), masters
+// control-plane.tar too.
+const (
+	NodeImages         = "node.tar"
+	ControlPlaneImages = "control-plane.tar"
+)
+
+// FactNameservers holds the host's non-loopback nameservers (space separated).
+const FactNameservers = "kubelet_nameservers"
+
+// Role prepares nodes.
+type Role struct {
+	c   *cluster.Cluster
+	src *artifacts.Source
+
+	mu   sync.Mutex
+	refs map[string][]string // image archive (taskbox path) -> its image references
+}
+
+// New returns the role.
+func New(c *cluster.Cluster, src *artifacts.Source) *Role {
+	return &Role{c: c, src: src, refs: map[string][]string{}}
+}
+
+// StageTasks push the binaries and image archives (for the artifacts phase).
+func StageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+	v := c.Config.KubeVersion
+	node := func(h *runner.Host) bool { return h.Master || h.Worker }
+	cp := stage.Task(src, "kube-images", v, []string{ControlPlaneImages}, 0o644, func(h *runner.Host) bool { return h.Master })
+	cp.Name = "control-plane images " + v + " staged"
+	ni := stage.Task(src, "kube-images", v, []string{NodeImages}, 0o644, node)
+	ni.Name = "node images " + v + " staged"
+	return []runner.Task{stage.Task(src, "kubernetes", v, Binaries, 0o755, node), ni, cp}
+}
+
+// Tasks returns the node preparation tasks.
+func (r *Role) Tasks() []runner.Task {
+	v := r.c.Config.KubeVersion
+	return []runner.Task{
+		{Name: "facts", Check: r.facts},
+		stage.InstallTask("kubernetes", v, Binaries, kube.BinDir, nil),
+		runner.Shell("/dev/kmsg", "[ -e /dev/kmsg ]", "mknod -m 600 /dev/kmsg c 1 11"),
+		runner.EnsureFile("kubelet unit", UnitFile, 0o644, "", func(*runner.Host) ([]byte, error) { return render("kubelet.service.tmpl") }),
+		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return render("10-kubeadm.conf.tmpl") }),
+		{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
+		runner.EnsureFile("resolv.conf for pods", ResolvConf, 0o644, "", r.resolvConf),
+		r.importTask("node images", NodeImages, nil),
+		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
+	}
+}
+
+func render(name string) ([]byte, error) {
+	var b bytes.Buffer
+	err := templates.ExecuteTemplate(&b, name, map[string]string{"BinDir": kube.BinDir})
+	return b.Bytes(), err
+}
+
+func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {
+	if _, err := containerruntime.Facts(ctx, h); err != nil {
+		return "", err
+	}
+	out, err := h.Run(ctx, transport.Cmd{Command: "awk '$1 == \"nameserver\" {print $2}' /etc/resolv.conf 2>/dev/null; true"})
+	if err != nil {
+		return "", err
+	}
+	h.SetFact(FactNameservers, strings.Join(NonLoopback(strings.Fields(out)), " "))
+	return "", nil
+}
+
+// NonLoopback drops loopback nameservers: a pod that inherits 127.0.0.x reaches itself, and
+// CoreDNS would forward to itself (its loop plugin stops it).
+func NonLoopback(servers []string) []string {
+	var out []string
+	for _, s := range servers {
+		if ip := net.ParseIP(s); ip != nil && !ip.IsLoopback() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Nameservers are the servers pods and CoreDNS forward to on h: upstream_dns_servers, else the
+// host's own non-loopback ones.
+func (r *Role) Nameservers(h *runner.Host) []string {
+	if len(r.c.Config.UpstreamDNSServers) > 0 {
+		return r.c.Config.UpstreamDNSServers
+	}
+	return strings.Fields(h.Fact(FactNameservers))
+}
+
+func (r *Role) resolvConf(h *runner.Host) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("# Managed by kinstall: the kubelet gives this to pods with dnsPolicy Default (CoreDNS among them).\n")
+	ns := r.Nameservers(h)
+	if len(ns) == 0 {
+		b.WriteString("# The host has only loopback nameservers and upstream_dns_servers is empty: no upstream.\n")
+	}
+	for _, s := range ns {
+		b.WriteString("nameserver " + s + "\n")
+	}
+	return []byte(b.String()), nil
+}
+
+func checkEnabled(ctx context.Context, h *runner.Host) (string, error) {
+	res, err := h.Conn.Run(ctx, transport.Cmd{Command: "systemctl is-enabled --quiet kubelet", Sudo: true})
+	if err != nil {
+		return "", err
+	}
+	if res.ExitCode != 0 || h.Fact("changed:"+UnitFile) != "" || h.Fact("changed:"+DropIn) != "" {
+		return "systemctl daemon-reload; enable kubelet", nil
+	}
+	return "", nil
+}
+
+func enable(ctx context.Context, h *runner.Host) error {
+	// A running kubelet (a re-run after a unit change) picks the new unit up on restart.
+	_, err := h.Sudo(ctx, "systemctl daemon-reload && systemctl enable --quiet kubelet && { ! systemctl is-active --quiet kubelet || systemctl restart kubelet; }")
+	return err
+}
+
+// importTask imports an image archive into containerd's k8s.io namespace when any of its
+// images is missing there.
+func (r *Role) importTask(name, file string, when func(h *runner.Host) bool) runner.Task {
+	missing := func(ctx context.Context, h *runner.Host) ([]string, string, error) {
+		arch, err := stage.Arch(ctx, h)
+		if err != nil {
+			return nil, "", err
+		}
+		set, err := r.src.Resolve(ctx, "kube-images", r.c.Config.KubeVersion, arch)
+		if err != nil {
+			return nil, "", err
+		}
+		refs, err := r.imageRefs(set.Files[file])
+		if err != nil {
+			return nil, "", err
+		}
+		out, err := h.Sudo(ctx, "ctr -n k8s.io images ls -q 2>/dev/null; true")
+		if err != nil {
+			return nil, "", err
+		}
+		have := map[string]bool{}
+		for _, l := range strings.Fields(out) {
+			have[l] = true
+		}
+		var miss []string
+		for _, ref := range refs {
+			if !have[ref] {
+				miss = append(miss, ref)
+			}
+		}
+		return miss, stage.Dir("kube-images", r.c.Config.KubeVersion, arch) + "/" + file, nil
+	}
+	return runner.Task{
+		Name: name + " imported",
+		When: when,
+		Check: func(ctx context.Context, h *runner.Host) (string, error) {
+			miss, _, err := missing(ctx, h)
+			if err != nil || len(miss) == 0 {
+				return "", err
+			}
+			return "import " + strings.Join(miss, ", "), nil
+		},
+		Apply: func(ctx context.Context, h *runner.Host) error {
+			_, path, err := missing(ctx, h)
+			if err != nil {
+				return err
+			}
+			_, err = h.Sudo(ctx, "ctr -n k8s.io images import "+transport.Quote(path)+" >/dev/null")
+			return err
+		},
+	}
+}
+
+// imageRefs reads the image references (RepoTags) of a docker archive on the taskbox, once.
+func (r *Role) imageRefs(path string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if refs, ok := r.refs[path]; ok {
+		return refs, nil
+	}
+	refs, err := ArchiveRefs(path)
+	if err != nil {
+		return nil, err
+	}
+	r.refs[path] = refs
+	return refs, nil
+}
+
+// ArchiveRefs lists the RepoTags in a docker archive's manifest.json, sorted.
+func ArchiveRefs(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s: no manifest.json: not a docker archive", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if hdr.Name != "manifest.json" {
+			continue
+		}
+		var m []struct{ RepoTags []string }
+		if err := json.NewDecoder(tr).Decode(&m); err != nil {
+			return nil, fmt.Errorf("%s: manifest.json: %w", path, err)
+		}
+		var refs []string
+		for _, e := range m {
+			for _, t := range e.RepoTags {
+				// containerd names images fully: docker.io/library/x for short names.
+				if !strings.Contains(strings.SplitN(t, "/", 2)[0], ".") {
+					if !strings.Contains(t, "/") {
+						t = "library/" + t
+					}
+					t = "docker.io/" + t
+				}
+				refs = append(refs, t)
+			}
+		}
+		sort.Strings(refs)
+		return refs, nil
+	}
+}
