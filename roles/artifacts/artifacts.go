@@ -7,14 +7,12 @@ import (
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/roles/cni"
 	"github.com/kinstall/kinstall/roles/etcd"
-	"github.com/kinstall/kinstall/roles/kubelet"
 )
 
 // Tasks returns the artifacts tasks; each one selects its own hosts by role.
 func Tasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
-	tasks := []runner.Task{etcd.StageTask(src, c.Config.EtcdVersion)}
-	tasks = append(tasks, kubelet.StageTasks(c, src)...)
-	return append(tasks, cni.StageTask(c, src))
+	// Kubernetes binaries and images are staged by the kubelet phase, flannel by the cni phase:
+	// a phase run on its own (--only etcd) needs nothing of theirs.
+	return []runner.Task{etcd.StageTask(src, c.Config.EtcdVersion)}
 }

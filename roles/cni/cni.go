@@ -59,11 +59,6 @@ func New(c *cluster.Cluster, stateDir string, src *artifacts.Source) (*Role, err
 	return &Role{c: c, ca: ca, src: src}, nil
 }
 
-// StageTask pushes flanneld (for the artifacts phase).
-func StageTask(c *cluster.Cluster, src *artifacts.Source) runner.Task {
-	return stage.Task(src, "flannel", c.Config.FlannelVersion, []string{"flanneld"}, 0o755, func(h *runner.Host) bool { return h.Master || h.Worker })
-}
-
 func render(name string, data any) ([]byte, error) {
 	var b bytes.Buffer
 	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
@@ -81,6 +76,7 @@ func (r *Role) Tasks() []runner.Task {
 	cfg := r.c.Config
 	return []runner.Task{
 		{Name: "flannel permissions", When: r.first, Check: r.checkRBAC, Apply: r.applyRBAC},
+		stage.Task(r.src, "flannel", cfg.FlannelVersion, []string{"flanneld"}, 0o755, nil),
 		stage.InstallTask("flannel", cfg.FlannelVersion, []string{"flanneld"}, kube.BinDir, nil),
 		runner.EnsureFile("flannel kubeconfig", Kubeconfig, 0o600, "", func(*runner.Host) ([]byte, error) {
 			return kube.ClientKubeconfig(r.ca, cfg.ClusterName, "https://"+kube.Endpoint(r.c), "flannel", "kinstall:flannel", nil)

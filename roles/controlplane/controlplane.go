@@ -315,3 +315,6 @@ func KnownLabels(h *cluster.Host) map[string]string {
 	}
 	return out
 }
+
+// CAHash is the CA hash joins pin.
+func (r *Role) CAHash() string { return kube.CAHash(r.ca) }

@@ -66,8 +66,8 @@ func New(c *cluster.Cluster, src *artifacts.Source) *Role {
 	return &Role{c: c, src: src, refs: map[string][]string{}}
 }
 
-// StageTasks push the binaries and image archives (for the artifacts phase).
-func StageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+// stageTasks push the binaries and image archives.
+func stageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
 	v := c.Config.KubeVersion
 	node := func(h *runner.Host) bool { return h.Master || h.Worker }
 	cp := stage.Task(src, "kube-images", v, []string{ControlPlaneImages}, 0o644, func(h *runner.Host) bool { return h.Master })
@@ -80,17 +80,17 @@ func StageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
 // Tasks returns the node preparation tasks.
 func (r *Role) Tasks() []runner.Task {
 	v := r.c.Config.KubeVersion
-	return []runner.Task{
-		{Name: "facts", Check: r.facts},
+	return append(stageTasks(r.c, r.src),
+		runner.Task{Name: "facts", Check: r.facts},
 		stage.InstallTask("kubernetes", v, Binaries, kube.BinDir, nil),
 		runner.Shell("/dev/kmsg", "[ -e /dev/kmsg ]", "mknod -m 600 /dev/kmsg c 1 11"),
 		runner.EnsureFile("kubelet unit", UnitFile, 0o644, "", func(*runner.Host) ([]byte, error) { return render("kubelet.service.tmpl") }),
 		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return render("10-kubeadm.conf.tmpl") }),
-		{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
+		runner.Task{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
 		runner.EnsureFile("resolv.conf for pods", ResolvConf, 0o644, "", r.resolvConf),
 		r.importTask("node images", NodeImages, nil),
 		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
-	}
+	)
 }
 
 func render(name string) ([]byte, error) {
