@@ -44,6 +44,8 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newExecCmd(g),
 		newUpgradeCmd(g),
 		newEtcdCmd(g),
+		newVerifyCmd(g),
+		newKubeconfigCmd(g),
 	)
 	return root
 }

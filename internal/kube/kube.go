@@ -134,6 +134,15 @@ func WriteAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
 	return p, os.Rename(tmp, p)
 }
 
+// ExistingAdminKubeconfig (re)writes the admin kubeconfig of an installed cluster: it refuses
+// when the state directory has no cluster CA (a new one would match no cluster).
+func ExistingAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
+	if _, err := os.Stat(filepath.Join(CADir(stateDir), "ca.crt")); err != nil {
+		return "", fmt.Errorf("no cluster CA in %s: install the cluster first, or pass the --state-dir it was installed with", CADir(stateDir))
+	}
+	return WriteAdminKubeconfig(stateDir, c)
+}
+
 const tokenChars = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 // NewToken returns a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}) from crypto/rand.
