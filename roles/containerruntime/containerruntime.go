@@ -180,7 +180,7 @@ func checkAnswers(ctx context.Context, h *runner.Host) (string, error) {
 	if h.DryRun {
 		return "", nil
 	}
-	out, err := h.Sudo(ctx, "for i in $(seq 50); do ctr plugins ls 2>/dev/null | awk '$2 == \"io.containerd.grpc.v1.cri\" {print $NF}' | grep -q . && break; sleep 0.2; done; ctr plugins ls | awk '$2 == \"io.containerd.grpc.v1.cri\" {print $NF}'")
+	out, err := h.Sudo(ctx, "for i in $(seq 50); do ctr plugins ls 2>/dev/null | awk '$1 == \"io.containerd.grpc.v1\" && $2 == \"cri\" {print $NF}' | grep -q . && break; sleep 0.2; done; ctr plugins ls | awk '$1 == \"io.containerd.grpc.v1\" && $2 == \"cri\" {print $NF}'")
 	if err != nil {
 		return "", err
 	}

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strings"
 	"text/template"
 	"time"
 
@@ -205,6 +204,7 @@ func (r *Role) InitTasks() []runner.Task {
 		runner.EnsureFile("kubeadm config", KubeadmConfig, 0o600, "", func(h *runner.Host) ([]byte, error) { return r.Config(h, true, false, "", "") }),
 		runner.Task{Name: "kubeadm init", Check: CheckJoined, Apply: r.init},
 		runner.Task{Name: "API healthy", Check: r.waitLocalAPI},
+		LabelsTask(r.c),
 	)
 }
 
@@ -213,6 +213,7 @@ func (r *Role) JoinTasks() []runner.Task {
 	return append(r.fileTasks(),
 		runner.Task{Name: "kubeadm join --control-plane", Check: CheckJoined, Apply: r.joinControlPlane},
 		runner.Task{Name: "API healthy", Check: r.waitLocalAPI},
+		LabelsTask(r.c),
 	)
 }
 
@@ -292,28 +293,6 @@ const (
 // Kubectl runs kubectl with the master's admin kubeconfig.
 func Kubectl(ctx context.Context, m *runner.Host, args string, stdin []byte) (string, error) {
 	return m.Run(ctx, transport.Cmd{Command: "kubectl --kubeconfig " + kube.AdminConf + " " + args, Sudo: true, Stdin: stdin})
-}
-
-// KnownLabels returns the labels a node gets from kinstall: its roles, and node_labels from the
-// inventory (a dict, or "k=v,k2=v2").
-func KnownLabels(h *cluster.Host) map[string]string {
-	out := map[string]string{}
-	if h.Worker {
-		out["node-role.kubernetes.io/worker"] = ""
-	}
-	switch v := h.Vars["node_labels"].(type) {
-	case map[string]any:
-		for k, val := range v {
-			out[k] = fmt.Sprint(val)
-		}
-	case string:
-		for _, kv := range strings.Split(v, ",") {
-			if k, val, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k != "" {
-				out[k] = val
-			}
-		}
-	}
-	return out
 }
 
 // CAHash is the CA hash joins pin.

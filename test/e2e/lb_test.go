@@ -306,22 +306,7 @@ func TestLoadBalancerExternal(t *testing.T) {
 	// node5 keeps only its [all] line: it is the operator's machine, not a cluster node.
 	l.setInventory(t, strings.Replace(string(inv), "[kube-node]\nnode4\nnode5\n", "[kube-node]\nnode4\n", 1))
 
-	// The operator's HAProxy, set up by hand (packages from the bundle, no mirror needed).
-	ctr := e.lab.Name + "-lab-node5"
-	debs, _ := filepath.Glob(filepath.Join(e.bundle, "debs", "debian-12-*", "*.deb"))
-	e.sh(t, "node5", "mkdir -p /root/debs")
-	for _, d := range debs {
-		if out, err := exec.Command("docker", "cp", d, ctr+":/root/debs/").CombinedOutput(); err != nil {
-			t.Fatalf("docker cp: %v %s", err, out)
-		}
-	}
-	e.sh(t, "node5", `dpkg -s haproxy >/dev/null 2>&1 || (cd /root/debs && DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i haproxy_*.deb liblua5.3-0_*.deb libopentracing*.deb >/dev/null)`)
-	var backends strings.Builder
-	for _, m := range []string{"node1", "node2", "node3"} {
-		ip, _ := e.lab.IP(m)
-		fmt.Fprintf(&backends, "    server %s %s:6443 check check-ssl verify none inter 1s fall 2 rise 2\n", m, ip)
-	}
-	e.sh(t, "node5", "cat > /etc/haproxy/haproxy.cfg <<'EOF'\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1m\n    timeout server 1m\nfrontend api\n    bind *:6443\n    default_backend masters\nbackend masters\n    option httpchk GET /healthz\n"+backends.String()+"EOF\nsystemctl restart haproxy")
+	setupExternalHAProxy(t, e, "node5", "node1", "node2", "node3")
 
 	chk := e.run(t, l.f, "check")
 	if chk.code != 0 || !strings.Contains(chk.out, "accepts TCP from this machine") {
@@ -354,4 +339,25 @@ func TestLoadBalancerExternal(t *testing.T) {
 		t.Errorf("install with no external LB (%d):\n%s", bad.code, bad.out)
 	}
 	e.sh(t, "node5", "systemctl disable --now haproxy >/dev/null 2>&1; true")
+}
+
+// setupExternalHAProxy runs the operator's own HAProxy on host, forwarding :6443 to the masters
+// (set up by hand, packages from the bundle: no mirror needed).
+func setupExternalHAProxy(t *testing.T, e *env, host string, masters ...string) {
+	t.Helper()
+	ctr := e.lab.Name + "-lab-" + host
+	debs, _ := filepath.Glob(filepath.Join(e.bundle, "debs", "debian-12-*", "*.deb"))
+	e.sh(t, host, "mkdir -p /root/debs")
+	for _, d := range debs {
+		if out, err := exec.Command("docker", "cp", d, ctr+":/root/debs/").CombinedOutput(); err != nil {
+			t.Fatalf("docker cp: %v %s", err, out)
+		}
+	}
+	e.sh(t, host, `dpkg -s haproxy >/dev/null 2>&1 || (cd /root/debs && DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i haproxy_*.deb liblua5.3-0_*.deb libopentracing*.deb >/dev/null)`)
+	var backends strings.Builder
+	for _, m := range masters {
+		ip, _ := e.lab.IP(m)
+		fmt.Fprintf(&backends, "    server %s %s:6443 check check-ssl verify none inter 1s fall 2 rise 2\n", m, ip)
+	}
+	e.sh(t, host, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 4h\n    timeout server 4h\nfrontend api\n    bind *:6443\n    default_backend masters\nbackend masters\n    option httpchk GET /healthz\n"+backends.String()+"EOF\nsystemctl restart haproxy")
 }

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinstall/kinstall/internal/lab"
+)
+
+// k8sEnv is a lab of its own for one Kubernetes cluster (the shared lab's hosts are reused by
+// the etcd and load balancer tests, which want 6443 free).
+type k8sEnv struct {
+	*env
+	f files
+}
+
+// newK8sLab boots n fresh hosts named like the shared lab's, on another subnet. yaml and
+// inventory, when set, replace the lab's own files (the lab's inventory text is passed in so a
+// test can edit it).
+func newK8sLab(t *testing.T, name, subnet string, n int, edit func(inv, cfg string, l *lab.Lab) (string, string)) *k8sEnv {
+	t.Helper()
+	base := lab_(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Options{Name: name, N: n, Subnet: subnet}, os.Stderr)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	if os.Getenv("KINSTALL_KEEP_LAB") == "" {
+		t.Cleanup(func() { _ = l.Down(context.Background()) })
+	}
+	cfgData, err := os.ReadFile(l.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, cfg := l.Inventory(), string(cfgData)
+	if edit != nil {
+		inv, cfg = edit(inv, cfg, l)
+	}
+	dir := t.TempDir()
+	f := files{inventory: filepath.Join(dir, "hosts.ini"), config: filepath.Join(dir, "common.yaml"), state: filepath.Join(dir, "state")}
+	if err := os.WriteFile(f.inventory, []byte(inv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := *base
+	e.lab = l
+	return &k8sEnv{env: &e, f: f}
+}
+
+func (k *k8sEnv) kinstall(t *testing.T, args ...string) result {
+	t.Helper()
+	return k.run(t, k.f, args...)
+}
+
+func (k *k8sEnv) mustInstall(t *testing.T) result {
+	t.Helper()
+	r := k.kinstall(t, "install")
+	if r.code != 0 {
+		t.Fatalf("install (%d):\n%s", r.code, r.out)
+	}
+	if strings.Contains(r.out, "not implemented yet") {
+		t.Errorf("install skipped phases:\n%s", r.out)
+	}
+	return r
+}
+
+func (k *k8sEnv) mustVerify(t *testing.T) string {
+	t.Helper()
+	r := k.kinstall(t, "verify")
+	if r.code != 0 {
+		t.Fatalf("verify (%d):\n%s", r.code, r.out)
+	}
+	return r.out
+}
+
+// kubectl runs kubectl on a master with its admin kubeconfig.
+func (k *k8sEnv) kubectl(t *testing.T, master, args string) string {
+	t.Helper()
+	return k.sh(t, master, "kubectl --kubeconfig /etc/kubernetes/admin.conf "+args)
+}
+
+// assertKubeconfig: the taskbox's admin kubeconfig exists, is 0600 and `kinstall kubeconfig`
+// prints it.
+func (k *k8sEnv) assertKubeconfig(t *testing.T) {
+	t.Helper()
+	r := k.run(t, files{k.f.inventory, k.f.config, k.f.state}, "kubeconfig", "--state-dir", k.f.state)
+	path := strings.TrimSpace(r.out)
+	st, err := os.Stat(path)
+	if r.code != 0 || err != nil {
+		t.Fatalf("kinstall kubeconfig (%d): %s %v", r.code, r.out, err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %o, want 0600", path, st.Mode().Perm())
+	}
+}
+
+// The KubeSphere HA layout: 3 masters that are also etcd, 2 workers, keepalived VIP + HAProxy.
+// Install from bare hosts, verify, re-run (nothing changes), then the HA drill.
+func TestKubernetesHA(t *testing.T) {
+	k := newK8sLab(t, "k8s-ha", "172.31.10.0/24", 5, nil)
+	r := k.mustInstall(t)
+	t.Logf("HA cluster (3 masters + etcd, 2 workers, VIP) installed from bare hosts in %s", r.took.Round(time.Second))
+	out := k.mustVerify(t)
+	t.Logf("verify:\n%s", out)
+	k.assertKubeconfig(t)
+	nodesOut := k.kubectl(t, "node1", "get nodes -o wide")
+	t.Logf("kubectl get nodes:\n%s", nodesOut)
+	if n := strings.Count(nodesOut, " Ready "); n != 5 {
+		t.Errorf("%d nodes Ready, want 5", n)
+	}
+	// The API binds only the node's IP (HAProxy holds VIP:6443 on every master).
+	if got := k.sh(t, "node2", "grep -c -- '--bind-address=' /etc/kubernetes/manifests/kube-apiserver.yaml"); got != "1" {
+		t.Errorf("node2's kube-apiserver has %s --bind-address flags", got)
+	}
+	// Nothing secret is left on the hosts after the joins.
+	for _, h := range []string{"node1", "node2", "node4"} {
+		if got := k.sh(t, h, "ls /etc/kubernetes/kinstall/kubeadm-run.yaml 2>/dev/null; true"); got != "" {
+			t.Errorf("%s kept the kubeadm file holding the join secrets", h)
+		}
+	}
+	again := k.kinstall(t, "install")
+	if again.code != 0 {
+		t.Fatalf("re-run (%d):\n%s", again.code, again.out)
+	}
+	recapUnchanged(t, again.out, nodes)
+	t.Logf("re-run on the finished cluster: %s, nothing changed", again.took.Round(100*time.Millisecond))
+
+	ha := k.kinstall(t, "verify", "--ha", "--yes")
+	t.Logf("verify --ha (%d):\n%s", ha.code, ha.out)
+	if ha.code != 0 || !strings.Contains(ha.out, "PASSED") {
+		t.Fatalf("HA drill failed")
+	}
+	if m := regexp.MustCompile(`longest API outage via \S+\s+([0-9.]+) s`).FindStringSubmatch(ha.out); m != nil {
+		t.Logf("API outage through the VIP while its master was down: %s s", m[1])
+	}
+}
+
+// One master (also etcd), one worker, no load balancer.
+func TestKubernetesSingleMaster(t *testing.T) {
+	k := newK8sLab(t, "k8s-one", "172.31.11.0/24", 2, func(inv, cfg string, l *lab.Lab) (string, string) {
+		inv = regexp.MustCompile(`(?s)\[kube-master\]\n.*?\n\n`).ReplaceAllString(inv, "[kube-master]\nnode1\n\n")
+		inv = regexp.MustCompile(`(?s)\[etcd\]\n.*?\n\n`).ReplaceAllString(inv, "[etcd]\nnode1\n\n")
+		inv = regexp.MustCompile(`(?s)\[kube-node\]\n.*?\n\n`).ReplaceAllString(inv, "[kube-node]\nnode2\n\n")
+		return inv, "kube_version: v1.34.4\n"
+	})
+	r := k.mustInstall(t)
+	t.Logf("single-master cluster installed in %s", r.took.Round(time.Second))
+	t.Logf("verify:\n%s", k.mustVerify(t))
+	if ha := k.kinstall(t, "verify", "--ha", "--yes"); ha.code == 0 || !strings.Contains(ha.out, "cannot tolerate") {
+		t.Errorf("verify --ha on one master must be refused (%d):\n%s", ha.code, ha.out)
+	}
+}
+
+// Two masters behind the operator's own HAProxy on a host outside the cluster.
+func TestKubernetesExternalLB(t *testing.T) {
+	var lbIP string
+	k := newK8sLab(t, "k8s-ext", "172.31.12.0/24", 4, func(inv, cfg string, l *lab.Lab) (string, string) {
+		lbIP, _ = l.IP("node4")
+		inv = regexp.MustCompile(`(?s)\[kube-master\]\n.*?\n\n`).ReplaceAllString(inv, "[kube-master]\nnode1\nnode2\n\n")
+		inv = regexp.MustCompile(`(?s)\[etcd\]\n.*?\n\n`).ReplaceAllString(inv, "[etcd]\nnode1\nnode2\nnode3\n\n")
+		inv = regexp.MustCompile(`(?s)\[kube-node\]\n.*?\n\n`).ReplaceAllString(inv, "[kube-node]\nnode3\n\n")
+		return inv, fmt.Sprintf("loadbalancer_apiserver:\n  address: %s\n  port: 6443\nloadbalancer_apiserver_mode: external\n", lbIP)
+	})
+	setupExternalHAProxy(t, k.env, "node4", "node1", "node2")
+	r := k.mustInstall(t)
+	t.Logf("2 masters behind an external HAProxy installed in %s", r.took.Round(time.Second))
+	t.Logf("verify:\n%s", k.mustVerify(t))
+	if got := k.sh(t, "node3", "getent ahostsv4 lb.kubesphere.local | awk '{print $1; exit}'"); got != lbIP {
+		t.Errorf("node3 resolves lb.kubesphere.local to %q, want %s", got, lbIP)
+	}
+	ha := k.kinstall(t, "verify", "--ha", "--yes")
+	t.Logf("verify --ha (%d):\n%s", ha.code, ha.out)
+	if ha.code != 0 || !strings.Contains(ha.out, "PASSED") {
+		t.Errorf("HA drill through the external LB failed")
+	}
+}
