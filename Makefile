@@ -8,6 +8,8 @@ LAB ?= kinstall
 # The lab's artifacts bundle (built from Go module sources, cached outside the repo).
 BUNDLE ?= /var/tmp/kinstall-bundle
 ETCD_VERSIONS ?= v3.6.8 v3.6.14
+KUBE_VERSIONS ?= v1.34.4
+FLANNEL_VERSION ?= v0.28.10
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null)
 
 .PHONY: build test unit lint bench demo bundle lab-up lab-down lab-status fuzz clean
@@ -20,12 +22,16 @@ build:
 test: build bundle
 	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 40m ./...
 
-# Offline artifacts for the lab: etcd (two versions, for upgrade tests) from Go module sources,
-# and haproxy/keepalived packages resolved in a lab host (needs the lab image; Docker is started).
+# Offline artifacts for the lab, all cached in $(BUNDLE): etcd (two versions, for upgrade tests),
+# Kubernetes and flannel from Go module sources; distribution packages resolved in a lab host;
+# container images built locally with docker build (needs the lab image; Docker is started).
 bundle: build
 	bash test/bundle/build-etcd.sh $(BUNDLE) $(ETCD_VERSIONS)
+	bash test/bundle/build-k8s.sh $(BUNDLE) $(KUBE_VERSIONS)
+	bash test/bundle/build-flannel.sh $(BUNDLE) $(FLANNEL_VERSION)
 	$(BIN) lab image >/dev/null
 	bash test/bundle/build-debs.sh $(BUNDLE)
+	for v in $(KUBE_VERSIONS); do bash test/bundle/build-images.sh $(BUNDLE) $$v || exit 1; done
 
 # Unit tests only (no sshd, no lab): fast feedback while editing.
 unit:

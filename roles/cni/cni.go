@@ -9,6 +9,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"net"
 	"strings"
 	"text/template"
 	"time"
@@ -166,10 +167,12 @@ func parseSubnet(h *runner.Host, env string) bool {
 			mtu = v
 		}
 	}
-	if subnet == "" || mtu == "" {
+	_, network, err := net.ParseCIDR(subnet)
+	if err != nil || mtu == "" {
 		return false
 	}
-	h.SetFact(factSubnet, subnet)
+	// host-local wants the network (10.233.65.0/24), flannel writes cni0's address (.1/24).
+	h.SetFact(factSubnet, network.String())
 	h.SetFact(factMTU, mtu)
 	return true
 }
