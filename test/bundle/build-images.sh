@@ -16,7 +16,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 arch=$(go env GOARCH)
 k8s="$bundle/kubernetes-$v-linux-$arch"
 out="$bundle/kube-images-$v-linux-$arch"
-if [ -f "$out/images.txt" ]; then echo "images $v: cached in $out"; exit 0; fi
+sums() { (cd "$bundle" && find . -type f ! -name 'SHA256SUMS*' ! -name '.*' ! -path './*.tmp/*' -printf '%P\n' | sort | xargs -r sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS); }
+if [ -f "$out/images.txt" ]; then echo "images $v: cached in $out"; sums; exit 0; fi
 for ((i = 0; i < ${WAIT_K8S:-0}; i += 30)); do [ -f "$k8s/.complete" ] && break; sleep 30; done
 [ -f "$k8s/.complete" ] || { echo "images $v: $k8s is not complete (no .complete): run test/bundle/build-k8s.sh $bundle $v first" >&2; exit 1; }
 t0=$(date +%s)
@@ -25,7 +26,10 @@ list=$("$k8s/kubeadm" config images list --kubernetes-version "$v")
 ref() { grep -m1 "/$1:" <<<"$list" || { echo "images $v: kubeadm lists no $1 image:"$'\n'"$list" >&2; exit 1; }; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 # build REF: `docker build` of $work/ctx with the Dockerfile on stdin; ctx is emptied for the next.
-build() { cat >"$work/ctx/Dockerfile"; docker build -q -t "$1" "$work/ctx" >/dev/null; rm -rf "$work/ctx"; mkdir "$work/ctx"; }
+build() {
+  cat >"$work/ctx/Dockerfile"; docker build -q -t "$1" "$work/ctx" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; return 1; }
+  rm -rf "$work/ctx"; mkdir "$work/ctx"
+}
 mkdir "$work/ctx"
 path='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -41,12 +45,12 @@ done
 # kube-proxy (iptables mode) runs iptables*, ip6tables* and conntrack: copy them, their ldd
 # libraries and the xtables modules (dlopened, so ldd of the binaries misses them) out of the lab
 # image. Both variants are there; the unsuffixed names point where the lab image's alternatives
-# do (nft, as on the Debian 12 hosts), iptables-legacy* are next to them.
+# do (nft, as on the Debian 12 hosts), iptables-legacy* are next to them. /run: iptables' lock.
 proxy=$(ref kube-proxy); cp "$k8s/kube-proxy" "$work/ctx/"
 build "$proxy" <<EOF
 FROM $lab AS src
 LABEL kinstall.build-stage=kube-proxy
-RUN set -e; mkdir -p /out/usr/sbin /out/etc; \\
+RUN set -e; mkdir -p /out/usr/sbin /out/etc /out/run /out/tmp; \\
   bins="/usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/sbin/conntrack"; \\
   for f in \$(ldd \$bins /usr/lib/*/xtables/*.so | grep -o '/[^ :]*' | sort -u); do cp -L --parents "\$f" /out; done; \\
   cp -P /usr/sbin/ip*tables-nft* /usr/sbin/ip*tables-legacy* /out/usr/sbin/; \\
@@ -115,9 +119,11 @@ for cv in $want $near; do
 done
 [ -n "$built" ] || exit 1
 [ "$built" = "$want" ] || echo "NOTE: kubeadm $v expects coredns $want; built $built (served: $served) and tagged it $coredns"
-# As upstream: CA bundle for forwarding over TLS, user nonroot (kubeadm's Deployment adds
-# NET_BIND_SERVICE for :53).
-printf 'FROM scratch\nCOPY --from=%s /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/\nCOPY coredns /coredns\nUSER 65532:65532\nEXPOSE 53 53/udp\nENTRYPOINT ["/coredns"]\n' "$lab" | build "$coredns"
+# CA bundle for forwarding over TLS, as upstream. Root, unlike upstream's nonroot: that needs
+# `setcap cap_net_bind_service` on /coredns (containerd's added caps do not survive exec for a
+# non-root user), and docker build's COPY drops the xattr. kubeadm's Deployment drops ALL but
+# NET_BIND_SERVICE either way.
+printf 'FROM scratch\nCOPY --from=%s /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/\nCOPY coredns /coredns\nEXPOSE 53 53/udp\nENTRYPOINT ["/coredns"]\n' "$lab" | build "$coredns"
 
 probe=kinstall.local/probe:v1
 (cd "$repo" && go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$work/ctx/probe" ./images/probe)
@@ -127,9 +133,10 @@ rm -rf "$out.tmp"; mkdir -p "$out.tmp"
 # shellcheck disable=SC2086 # cp_refs is a list
 docker save -o "$out.tmp/control-plane.tar" $cp_refs
 docker save -o "$out.tmp/node.tar" "$proxy" "$pause" "$coredns" "$probe"
+chmod 644 "$out.tmp"/*.tar  # docker save writes 0600
 { for r in $cp_refs; do echo "$r control-plane.tar"; done
   for r in "$proxy" "$pause" "$coredns" "$probe"; do echo "$r node.tar"; done; } >"$out.tmp/images.txt"
 rm -rf "$out"; mv "$out.tmp" "$out"
 rm -rf "$work"; trap - EXIT
-echo "images $v: built in $(( $(date +%s) - t0 ))s (coredns $built): $(du -sh "$out"/*.tar | awk '{printf "%s %s  ", $2, $1}')"
-(cd "$bundle" && find . -type f ! -name 'SHA256SUMS*' ! -name '.*' ! -path './*.tmp/*' -printf '%P\n' | sort | xargs -r sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS)
+echo "images $v: built in $(( $(date +%s) - t0 ))s (coredns $built): $(cd "$out" && du -h -- *.tar | tr "\t\n" " ,")"
+sums
