@@ -64,27 +64,82 @@ func (d *Drill) Precheck(ctx context.Context) error {
 	return nil
 }
 
-// Victim picks the master to stop: the VIP holder in vip mode, else the controller-manager's
-// leader, else the first master.
+// Victim picks the master to stop: the one leading kube-controller-manager (so the drill
+// proves the leases move), which in vip mode also gets the VIP before the drill (Align).
 func (d *Drill) Victim(ctx context.Context) (*cluster.Host, string, error) {
 	c := d.Cluster
-	if c.Config.Mode() == config.LBVIP {
-		vip := c.Config.LoadBalancerAPIServer.Address
-		for _, m := range c.Masters {
-			out, err := d.Hosts.Run(ctx, m, "ip -o addr show")
-			if err == nil && strings.Contains(out, " "+vip+"/") {
-				return m, "holds the VIP " + vip, nil
-			}
-		}
-		return nil, "", fmt.Errorf("no master holds the VIP %s", vip)
-	}
 	holder := d.leaseHolder(ctx, "kube-controller-manager")
+	victim := c.Masters[0]
 	for _, m := range c.Masters {
 		if m.Name == holder {
-			return m, "leads kube-controller-manager", nil
+			victim = m
 		}
 	}
-	return c.Masters[0], "first master", nil
+	var held []string
+	for _, l := range Leases {
+		if d.leaseHolder(ctx, l) == victim.Name {
+			held = append(held, l)
+		}
+	}
+	why := "leads " + strings.Join(held, " and ")
+	if len(held) == 0 {
+		why = "first master"
+	}
+	if c.Config.Mode() == config.LBVIP {
+		why = "holds the VIP " + c.Config.LoadBalancerAPIServer.Address + ", " + why
+	}
+	return victim, why, nil
+}
+
+// vipHolder returns the master holding the VIP, or nil.
+func (d *Drill) vipHolder(ctx context.Context) *cluster.Host {
+	vip := d.Cluster.Config.LoadBalancerAPIServer.Address
+	for _, m := range d.Cluster.Masters {
+		out, err := d.Hosts.Run(ctx, m, "ip -o addr show")
+		if err == nil && strings.Contains(out, " "+vip+"/") {
+			return m
+		}
+	}
+	return nil
+}
+
+// Align moves the VIP to the victim in vip mode (keepalived stopped for a moment on the other
+// masters; with nopreempt it stays there when they come back), so one stop takes down the VIP
+// holder and the leaders at once: the worst single failure.
+func (d *Drill) Align(ctx context.Context, victim *cluster.Host) error {
+	if d.Cluster.Config.Mode() != config.LBVIP {
+		return nil
+	}
+	if h := d.vipHolder(ctx); h == victim {
+		return nil
+	}
+	d.logf("moving the VIP to %s first", victim.Name)
+	var others []*cluster.Host
+	for _, m := range d.Cluster.Masters {
+		if m != victim {
+			others = append(others, m)
+		}
+	}
+	for _, m := range others {
+		if _, err := d.Hosts.Run(ctx, m, "systemctl stop keepalived"); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for d.vipHolder(ctx) != victim && time.Now().Before(deadline) {
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	for _, m := range others {
+		if _, err := d.Hosts.Run(ctx, m, "systemctl start keepalived"); err != nil {
+			return err
+		}
+	}
+	if d.vipHolder(ctx) != victim {
+		return fmt.Errorf("the VIP did not move to %s", victim.Name)
+	}
+	return sleep(ctx, 2*time.Second) // HAProxy and clients settle
 }
 
 func (d *Drill) leaseHolder(ctx context.Context, name string) string {
@@ -117,6 +172,14 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.Align(ctx, victim); err != nil {
+		return nil, err
+	}
+	ns := fmt.Sprintf("kinstall-ha-drill-%d", time.Now().Unix())
+	if err := d.createNamespace(ctx, ns); err != nil {
+		return nil, err
+	}
+	defer d.API.Do(context.Background(), "DELETE", "/api/v1/namespaces/"+ns, nil, nil) //nolint:errcheck // best effort
 	res := &DrillResult{Victim: victim.Name, VictimWhy: why, Leases: map[string][2]string{}}
 	for _, l := range Leases {
 		res.Leases[l] = [2]string{d.leaseHolder(ctx, l), ""}
@@ -160,7 +223,7 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	res.EtcdHealthy, res.EtcdMembers, res.EtcdQuorum = d.Etcd(ctx)
 	d.logf("leases: %v; etcd %d/%d healthy, quorum %v", res.Leases, res.EtcdHealthy, res.EtcdMembers, res.EtcdQuorum)
 	start := time.Now()
-	res.DeploymentErr = d.deployment(ctx, victim)
+	res.DeploymentErr = d.deployment(ctx, ns, victim)
 	res.DeploymentScheduled = time.Since(start)
 	time.Sleep(2 * time.Second)
 	stopProbe()
@@ -242,11 +305,7 @@ func (d *Drill) probe(ctx context.Context, res *DrillResult) {
 }
 
 // deployment creates a Deployment while the master is down and waits until its pods run.
-func (d *Drill) deployment(ctx context.Context, victim *cluster.Host) error {
-	if err := d.resetNamespace(ctx); err != nil {
-		return err
-	}
-	defer d.API.Do(context.Background(), "DELETE", "/api/v1/namespaces/"+Namespace, nil, nil) //nolint:errcheck // best effort
+func (d *Drill) deployment(ctx context.Context, ns string, victim *cluster.Host) error {
 	dep := map[string]any{
 		"metadata": map[string]any{"name": "ha-drill"},
 		"spec": map[string]any{
@@ -265,10 +324,10 @@ func (d *Drill) deployment(ctx context.Context, victim *cluster.Host) error {
 			},
 		},
 	}
-	if err := d.API.Do(ctx, "POST", "/apis/apps/v1/namespaces/"+Namespace+"/deployments", dep, nil); err != nil {
+	if err := d.API.Do(ctx, "POST", "/apis/apps/v1/namespaces/"+ns+"/deployments", dep, nil); err != nil {
 		return err
 	}
-	_, err := d.waitPods(ctx, "role=drill", 2, func(p pod) bool { return p.Status.Phase == "Running" })
+	_, err := d.waitPods(ctx, ns, "role=drill", 2, func(p pod) bool { return p.Status.Phase == "Running" })
 	return err
 }
 
@@ -306,8 +365,11 @@ func (r *DrillResult) Print(w io.Writer, endpoint string) {
 	for _, l := range Leases {
 		v := r.Leases[l]
 		moved := "moved"
-		if v[1] == "" || v[1] == r.Victim {
+		switch {
+		case v[1] == "" || v[1] == r.Victim:
 			moved = "DID NOT MOVE"
+		case v[0] != r.Victim:
+			moved = "kept: was not on the stopped master"
 		}
 		row(l+" leader", fmt.Sprintf("%s -> %s (%s)", v[0], v[1], moved))
 	}

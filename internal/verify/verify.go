@@ -268,7 +268,7 @@ func (v *Verifier) podNetwork(ctx context.Context) (string, error) {
 	if err := v.API.Do(ctx, "POST", "/api/v1/namespaces/"+Namespace+"/services", service(), nil); err != nil {
 		return "", fmt.Errorf("create the test Service: %w", err)
 	}
-	servers, err := v.waitPods(ctx, "role=server", len(nodes), func(p pod) bool { return p.Status.Phase == "Running" && p.Status.PodIP != "" })
+	servers, err := v.waitPods(ctx, Namespace, "role=server", len(nodes), func(p pod) bool { return p.Status.Phase == "Running" && p.Status.PodIP != "" })
 	if err != nil {
 		return "", fmt.Errorf("test servers: %w", err)
 	}
@@ -291,7 +291,7 @@ func (v *Verifier) podNetwork(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("create a client pod on %s: %w", h.Name, err)
 		}
 	}
-	done, err := v.waitPods(ctx, "role=client", len(clients), func(p pod) bool { return p.Status.Phase == "Succeeded" || p.Status.Phase == "Failed" })
+	done, err := v.waitPods(ctx, Namespace, "role=client", len(clients), func(p pod) bool { return p.Status.Phase == "Succeeded" || p.Status.Phase == "Failed" })
 	if err != nil {
 		return "", fmt.Errorf("client pods: %w", err)
 	}
@@ -329,19 +329,25 @@ func hostPortString(ip, port string) string {
 	return ip + ":" + port
 }
 
+// resetNamespace deletes what an earlier verify left and makes the namespace anew.
 func (v *Verifier) resetNamespace(ctx context.Context) error {
 	err := v.API.Do(ctx, "DELETE", "/api/v1/namespaces/"+Namespace, nil, nil)
 	if err != nil && !kube.IsNotFound(err) {
 		return err
 	}
+	return v.createNamespace(ctx, Namespace)
+}
+
+// createNamespace creates ns, waiting while an older one of that name is still being deleted.
+func (v *Verifier) createNamespace(ctx context.Context, ns string) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		err := v.API.Do(ctx, "POST", "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": Namespace}}, nil)
+		err := v.API.Do(ctx, "POST", "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": ns}}, nil)
 		if err == nil {
 			return nil
 		}
 		if !kube.IsConflict(err) || time.Now().After(deadline) {
-			return fmt.Errorf("create namespace %s: %w", Namespace, err)
+			return fmt.Errorf("create namespace %s: %w", ns, err)
 		}
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
@@ -349,7 +355,7 @@ func (v *Verifier) resetNamespace(ctx context.Context) error {
 	}
 }
 
-func (v *Verifier) waitPods(ctx context.Context, selector string, n int, done func(pod) bool) ([]pod, error) {
+func (v *Verifier) waitPods(ctx context.Context, ns, selector string, n int, done func(pod) bool) ([]pod, error) {
 	timeout := v.Timeout
 	if timeout == 0 {
 		timeout = 2 * time.Minute
@@ -357,7 +363,7 @@ func (v *Verifier) waitPods(ctx context.Context, selector string, n int, done fu
 	deadline := time.Now().Add(timeout)
 	for {
 		var pl podList
-		if err := v.API.Get(ctx, "/api/v1/namespaces/"+Namespace+"/pods?labelSelector="+url.QueryEscape(selector), &pl); err != nil {
+		if err := v.API.Get(ctx, "/api/v1/namespaces/"+ns+"/pods?labelSelector="+url.QueryEscape(selector), &pl); err != nil {
 			return nil, err
 		}
 		var finished []pod
