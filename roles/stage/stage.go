@@ -5,6 +5,7 @@ package stage
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 
@@ -65,20 +66,35 @@ func Task(src *artifacts.Source, component, version string, files []string, mode
 			if err != nil {
 				return "", err
 			}
-			var missing []string
+			dir := Dir(component, version, s.Arch)
+			fresh, err := stamped(ctx, h, dir, files, s.SHA256)
+			if err != nil {
+				return "", err
+			}
+			var missing, verified []string
 			for _, f := range files {
+				if fresh[f] {
+					continue
+				}
 				c, err := transport.FileChange(ctx, h.Conn, s.SHA256[f], spec(s, f))
 				if err != nil {
 					return "", err
 				}
 				if c != "" {
 					missing = append(missing, f)
+				} else {
+					verified = append(verified, f)
+				}
+			}
+			if len(verified) > 0 && !h.DryRun {
+				if err := stamp(ctx, h, dir, verified, s.SHA256); err != nil {
+					return "", err
 				}
 			}
 			if len(missing) == 0 {
 				return "", nil
 			}
-			return "push " + strings.Join(missing, ", ") + " to " + Dir(component, version, s.Arch), nil
+			return "push " + strings.Join(missing, ", ") + " to " + dir, nil
 		},
 		Apply: func(ctx context.Context, h *runner.Host) error {
 			s, err := set(ctx, h)
@@ -90,9 +106,48 @@ func Task(src *artifacts.Source, component, version string, files []string, mode
 					return err
 				}
 			}
-			return nil
+			return stamp(ctx, h, Dir(component, version, s.Arch), files, s.SHA256)
 		},
 	}
+}
+
+// A stamp beside each staged file (.NAME.stamp: sha256, size, mtime, mode as verified) lets a
+// re-run skip hashing hundreds of MiB per host: a file whose size, mtime and mode still match
+// its stamp is the verified one. Anything else is hashed again.
+
+func stampPath(dir, f string) string { return dir + "/." + f + ".stamp" }
+
+// stamped reports, per file, whether its stamp says it has the wanted sha256.
+func stamped(ctx context.Context, h *runner.Host, dir string, files []string, sums map[string]string) (map[string]bool, error) {
+	var b strings.Builder
+	for _, f := range files {
+		p, st := transport.Quote(dir+"/"+f), transport.Quote(stampPath(dir, f))
+		fmt.Fprintf(&b, "[ -f %s ] && [ -f %s ] && echo %s $(cat %s) $(stat -c '%%s %%Y %%a' %s)\n", p, st, transport.Quote(f), st, p)
+	}
+	b.WriteString("true")
+	out, err := h.Run(ctx, transport.Cmd{Command: b.String(), Sudo: true})
+	if err != nil {
+		return nil, err
+	}
+	fresh := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		// name sha size mtime mode (stamp) size mtime mode (now)
+		f := strings.Fields(line)
+		if len(f) == 8 && f[1] == sums[f[0]] && f[2] == f[5] && f[3] == f[6] && f[4] == f[7] {
+			fresh[f[0]] = true
+		}
+	}
+	return fresh, nil
+}
+
+// stamp records files as verified with their sha256.
+func stamp(ctx context.Context, h *runner.Host, dir string, files []string, sums map[string]string) error {
+	var b strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&b, "echo %s $(stat -c '%%s %%Y %%a' %s) > %s\n", sums[f], transport.Quote(dir+"/"+f), transport.Quote(stampPath(dir, f)))
+	}
+	_, err := h.Run(ctx, transport.Cmd{Command: b.String(), Sudo: true})
+	return err
 }
 
 // InstallTask installs staged binaries into dir (0755), each replaced by a rename so a running
