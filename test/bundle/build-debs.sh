@@ -21,4 +21,4 @@ docker run --rm --network bridge -v "$(realpath "$out.tmp")":/out --entrypoint /
 echo "$pkgs" >"$out.tmp/.packages"
 rm -rf "$out"; mv "$out.tmp" "$out"
 echo "debs ($pkgs): $(ls "$out"/*.deb | wc -l) packages in $(( $(date +%s) - t0 ))s"
-(cd "$bundle" && find . -type f ! -name SHA256SUMS ! -name '.packages' ! -path '*.tmp*' -printf '%P\n' | sort | xargs -r sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS)
+bash "$(dirname "$0")/sums.sh" "$bundle"

@@ -36,4 +36,4 @@ for v in "$@"; do
   rm -rf "$work"; trap - EXIT
   echo "flannel $v: built in $(( $(date +%s) - t0 ))s: flanneld --version: $("$out/flanneld" --version 2>&1)"
 done
-(cd "$bundle" && find . -type f ! -name 'SHA256SUMS*' ! -name '.*' ! -path './*.tmp/*' -printf '%P\n' | sort | xargs -r sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS)
+bash "$(dirname "$0")/sums.sh" "$bundle"

@@ -16,7 +16,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 arch=$(go env GOARCH)
 k8s="$bundle/kubernetes-$v-linux-$arch"
 out="$bundle/kube-images-$v-linux-$arch"
-sums() { (cd "$bundle" && find . -type f ! -name 'SHA256SUMS*' ! -name '.*' ! -path './*.tmp/*' -printf '%P\n' | sort | xargs -r sha256sum >SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS); }
+sums() { bash "$(dirname "$0")/sums.sh" "$bundle"; }
 if [ -f "$out/images.txt" ]; then echo "images $v: cached in $out"; sums; exit 0; fi
 for ((i = 0; i < ${WAIT_K8S:-0}; i += 30)); do [ -f "$k8s/.complete" ] && break; sleep 30; done
 [ -f "$k8s/.complete" ] || { echo "images $v: $k8s is not complete (no .complete): run test/bundle/build-k8s.sh $bundle $v first" >&2; exit 1; }
