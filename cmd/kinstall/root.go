@@ -46,6 +46,7 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newEtcdCmd(g),
 		newVerifyCmd(g),
 		newKubeconfigCmd(g),
+		newCertsCmd(g),
 	)
 	return root
 }

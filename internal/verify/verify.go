@@ -66,6 +66,7 @@ func (v *Verifier) Run(ctx context.Context) []Check {
 	add("control plane healthy on every master", func() (string, error) { return v.controlPlane(ctx) })
 	add("etcd quorum and member health", func() (string, error) { return v.etcd(ctx) })
 	add("API through "+kube.Endpoint(v.Cluster)+" from every node", func() (string, error) { return v.endpointFromNodes(ctx) })
+	add("CoreDNS and kube-proxy ready", func() (string, error) { return WaitAddons(ctx, v.API, time.Minute) })
 	add("pod network: pod to pod across nodes, Service by DNS name", func() (string, error) { return v.podNetwork(ctx) })
 	return out
 }
@@ -258,7 +259,6 @@ func (v *Verifier) podNetwork(ctx context.Context) (string, error) {
 	if err := v.resetNamespace(ctx); err != nil {
 		return "", err
 	}
-	defer v.API.Do(context.Background(), "DELETE", "/api/v1/namespaces/"+Namespace, nil, nil) //nolint:errcheck // best effort
 	nodes := v.Cluster.KubeNodes()
 	for _, h := range nodes {
 		if err := v.API.Do(ctx, "POST", "/api/v1/namespaces/"+Namespace+"/pods", serverPod(v.Image, h.Name), nil); err != nil {
@@ -295,20 +295,22 @@ func (v *Verifier) podNetwork(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client pods: %w", err)
 	}
+	// Cleanup only after the logs of a failure were read.
+	defer v.API.Do(context.Background(), "DELETE", "/api/v1/namespaces/"+Namespace, nil, nil) //nolint:errcheck // best effort
 	var bad []string
 	for _, p := range done {
 		if p.Status.Phase != "Succeeded" {
 			var why []string
 			for _, cs := range p.Status.ContainerStatuses {
 				if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
-					why = append(why, cs.Name+" failed")
+					why = append(why, cs.Name+" failed: "+v.lastLog(ctx, p.Metadata.Name, cs.Name))
 				}
 			}
 			bad = append(bad, p.Spec.NodeName+": "+strings.Join(why, ", "))
 		}
 	}
 	if len(bad) > 0 {
-		return "", fmt.Errorf("%s (kubectl -n %s logs <pod> -c <container>)", strings.Join(bad, "; "), Namespace)
+		return "", fmt.Errorf("%s", strings.Join(bad, "; "))
 	}
 	return fmt.Sprintf("%d clients reached a pod on another node and %s", len(done), svcURL), nil
 }
@@ -446,4 +448,65 @@ func service() map[string]any {
 			"ports":    []map[string]any{{"port": 8080, "targetPort": 8080}},
 		},
 	}
+}
+
+// AddonsReady reports whether CoreDNS's Deployment has rolled out and every kube-proxy runs.
+func AddonsReady(ctx context.Context, api *kube.Client) (string, error) {
+	var dep struct {
+		Metadata struct {
+			Generation int64 `json:"generation"`
+		} `json:"metadata"`
+		Spec struct {
+			Replicas int `json:"replicas"`
+		} `json:"spec"`
+		Status struct {
+			ObservedGeneration int64 `json:"observedGeneration"`
+			Replicas           int   `json:"replicas"`
+			UpdatedReplicas    int   `json:"updatedReplicas"`
+			AvailableReplicas  int   `json:"availableReplicas"`
+		} `json:"status"`
+	}
+	if err := api.Get(ctx, "/apis/apps/v1/namespaces/kube-system/deployments/coredns", &dep); err != nil {
+		return "", err
+	}
+	st := dep.Status
+	if st.ObservedGeneration < dep.Metadata.Generation || st.UpdatedReplicas != dep.Spec.Replicas || st.AvailableReplicas != dep.Spec.Replicas || st.Replicas != dep.Spec.Replicas {
+		return "", fmt.Errorf("CoreDNS: %d/%d updated, %d available", st.UpdatedReplicas, dep.Spec.Replicas, st.AvailableReplicas)
+	}
+	var ds struct {
+		Status struct {
+			Desired int `json:"desiredNumberScheduled"`
+			Ready   int `json:"numberReady"`
+		} `json:"status"`
+	}
+	if err := api.Get(ctx, "/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy", &ds); err != nil {
+		return "", err
+	}
+	if ds.Status.Ready != ds.Status.Desired || ds.Status.Desired == 0 {
+		return "", fmt.Errorf("kube-proxy: %d/%d ready", ds.Status.Ready, ds.Status.Desired)
+	}
+	return fmt.Sprintf("CoreDNS %d/%d, kube-proxy %d/%d", st.AvailableReplicas, dep.Spec.Replicas, ds.Status.Ready, ds.Status.Desired), nil
+}
+
+// WaitAddons waits until AddonsReady.
+func WaitAddons(ctx context.Context, api *kube.Client, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		detail, err := AddonsReady(ctx, api)
+		if err == nil || time.Now().After(deadline) {
+			return detail, err
+		}
+		if err := sleep(ctx, 2*time.Second); err != nil {
+			return "", err
+		}
+	}
+}
+
+// lastLog is the last line a test container printed (why it failed).
+func (v *Verifier) lastLog(ctx context.Context, pod, container string) string {
+	var b []byte
+	if err := v.API.Get(ctx, "/api/v1/namespaces/"+Namespace+"/pods/"+pod+"/log?container="+container+"&tailLines=1", &b); err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -297,3 +297,21 @@ func Kubectl(ctx context.Context, m *runner.Host, args string, stdin []byte) (st
 
 // CAHash is the CA hash joins pin.
 func (r *Role) CAHash() string { return kube.CAHash(r.ca) }
+
+// RenewTasks renew kubeadm's certificates on one master (the caller runs them one master at a
+// time) and restart its control-plane containers so they load the new ones; the next master
+// goes only once this one's API is ready again.
+func (r *Role) RenewTasks() []runner.Task {
+	return []runner.Task{
+		{Name: "kubeadm certs renew all", Apply: func(ctx context.Context, h *runner.Host) error {
+			_, err := h.Sudo(ctx, "kubeadm certs renew all >/dev/null")
+			return err
+		}},
+		{Name: "restart the control plane", Apply: func(ctx context.Context, h *runner.Host) error {
+			// The kubelet restarts static pods whose container exits.
+			_, err := h.Sudo(ctx, "for p in kube-apiserver kube-controller kube-scheduler; do pkill -x $p; done; sleep 2; true")
+			return err
+		}},
+		{Name: "API healthy", Check: r.waitLocalAPI},
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/kube"
 	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/verify"
 )
 
 // Tasks run once (on the first master's slot of the run; they act on the taskbox).
@@ -40,6 +41,17 @@ func Tasks(c *cluster.Cluster, stateDir string) []runner.Task {
 				return "", err
 			}
 			return "", WaitNodesReady(ctx, cl, c, 3*time.Minute)
+		}},
+		{Name: "CoreDNS and kube-proxy ready", Check: func(ctx context.Context, h *runner.Host) (string, error) {
+			if h.DryRun {
+				return "", nil
+			}
+			cl, err := kube.NewClientFromKubeconfig(path)
+			if err != nil {
+				return "", err
+			}
+			_, err = verify.WaitAddons(ctx, cl, 3*time.Minute)
+			return "", err
 		}},
 	}
 }

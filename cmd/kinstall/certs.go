@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kinstall/kinstall/internal/certs"
+	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/roles/controlplane"
+)
+
+func newCertsCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "certs",
+		Short: "Certificates on every host: check expiry, renew the control plane's",
+	}
+	cmd.AddCommand(newCertsCheckCmd(g), newCertsRenewCmd(g))
+	return cmd
+}
+
+func newCertsCheckCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	var warn time.Duration
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Every certificate on every host (Kubernetes, etcd, kubelet, kubeconfigs) with its expiry",
+		Long: `check reads the certificates (never the keys) under /etc/kubernetes, /etc/ssl/etcd/ssl and
+/var/lib/kubelet/pki on every host, and the client certificates embedded in /etc/kubernetes/*.conf,
+and prints them with their expiry. Exit 1 when one expires within --warn.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := openSession(cmd, g, f)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			hosts := s.cluster.RoleHosts()
+			if names, _ := resolveLimit(s.cluster, f.limit); len(names) > 0 {
+				hosts = nil
+				for _, n := range names {
+					hosts = append(hosts, s.cluster.Host(n))
+				}
+			}
+			list, err := certs.Collect(cmd.Context(), poolHosts{s}, hosts)
+			n := certs.Print(cmd.OutOrStdout(), list, time.Now(), warn)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return exitError{code: 1, err: fmt.Errorf("%d certificate(s) expire within %s: kinstall certs renew (control plane), kinstall install --only etcd (etcd)", n, warn)}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().DurationVar(&warn, "warn", 30*24*time.Hour, "flag certificates that expire within this time")
+	return cmd
+}
+
+func newCertsRenewCmd(g *globalOptions) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "renew",
+		Short: "Renew kubeadm's certificates, one master at a time (rolling: the API stays up)",
+		Long: `renew runs 'kubeadm certs renew all' on one master, restarts its control-plane containers and
+waits for its API before the next master. etcd's certificates are kinstall's: 'kinstall install
+--only etcd' re-issues those within 30 days of expiry, one member at a time. Kubelets rotate
+their own client certificates.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := openSession(cmd, g, f)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			if len(s.cluster.Masters) == 0 {
+				return errors.New("no masters in the inventory")
+			}
+			cp, err := controlplane.New(s.cluster, f.stateDir, nil)
+			if err != nil {
+				return err
+			}
+			phase := runner.Phase{Name: "certs-renew", Hosts: s.cluster.Masters, Tasks: cp.RenewTasks(), Serial: 1, Critical: true}
+			return runPhases(cmd, s, []runner.Phase{phase})
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
