@@ -47,6 +47,9 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newVerifyCmd(g),
 		newKubeconfigCmd(g),
 		newCertsCmd(g),
+		newResetCmd(g),
+		newRemoveNodeCmd(g),
+		newAddNodeCmd(g),
 	)
 	return root
 }

@@ -323,3 +323,24 @@ func (c *Cluster) LoadBalancerAddressFor(h *Host) string {
 	}
 	return "127.0.0.1"
 }
+
+// Without returns a copy of the cluster without the named host: the cluster as it will be once
+// the host is removed (for the load balancer configs of the hosts that stay).
+func (c *Cluster) Without(name string) *Cluster {
+	cp := *c
+	drop := func(hs []*Host) []*Host {
+		var out []*Host
+		for _, h := range hs {
+			if h.Name != name {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	cp.Hosts, cp.Masters, cp.Etcd, cp.Workers = drop(c.Hosts), drop(c.Masters), drop(c.Etcd), drop(c.Workers)
+	cp.byName = map[string]*Host{}
+	for _, h := range cp.Hosts {
+		cp.byName[h.Name] = h
+	}
+	return &cp
+}

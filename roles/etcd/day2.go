@@ -255,6 +255,9 @@ func (r *Role) CheckRemove(ctx context.Context, name string, deadOK bool) (Membe
 	return m, nil
 }
 
+// CleanScript removes a member's service, data, settings, certificates and binaries (reset).
+const CleanScript = "systemctl disable --now etcd >/dev/null 2>&1; rm -rf " + DataDir + " " + EnvFile + " /etc/etcd " + UnitFile + " " + CertDir + " " + BinDir + "/etcd " + BinDir + "/etcdctl " + BinDir + "/etcdutl " + StageDir + "/etcd-*; systemctl daemon-reload; true"
+
 // CleanPhase stops etcd on a removed member's host and deletes its data and settings (the
 // binaries stay), so it can neither come back with stale data nor be mistaken for a member.
 func CleanPhase(h *cluster.Host) runner.Phase {

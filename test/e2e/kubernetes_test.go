@@ -142,6 +142,115 @@ func TestKubernetesHA(t *testing.T) {
 	if m := regexp.MustCompile(`longest API outage via \S+\s+([0-9.]+) s`).FindStringSubmatch(ha.out); m != nil {
 		t.Logf("API outage through the VIP while its master was down: %s s", m[1])
 	}
+	day2RemoveAddReset(t, k)
+}
+
+// day2RemoveAddReset: reset refuses an etcd member that stays; a worker and a master (with its
+// etcd member) are removed while the cluster keeps serving, the etcd data of the members that
+// stay untouched; both come back with add-node; certs check lists the PKI; reset removes it all.
+func day2RemoveAddReset(t *testing.T, k *k8sEnv) {
+	full, err := os.ReadFile(k.f.inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := k.kinstall(t, "certs", "check")
+	if certs.code != 0 || !strings.Contains(certs.out, "/etc/kubernetes/pki/apiserver.crt") || !strings.Contains(certs.out, "kube-apiserver-etcd-client.pem") {
+		t.Errorf("certs check (%d):\n%s", certs.code, certs.out)
+	}
+	refused := k.kinstall(t, "reset", "--limit", "node2", "--yes")
+	if refused.code == 0 || !strings.Contains(refused.out, "is a member of the etcd cluster that stays") {
+		t.Fatalf("reset of an etcd member that stays was not refused (%d):\n%s", refused.code, refused.out)
+	}
+	if got := k.sh(t, "node2", "test -d /var/lib/etcd/member && systemctl is-active etcd kubelet | paste -sd,"); got != "active,active" {
+		t.Fatalf("a refused reset touched node2: %s", got)
+	}
+	const etcdctl = "ETCDCTL_CACERT=/etc/ssl/etcd/ssl/ca.pem ETCDCTL_CERT=/etc/ssl/etcd/ssl/admin.pem ETCDCTL_KEY=/etc/ssl/etcd/ssl/admin-key.pem etcdctl --endpoints=https://127.0.0.1:2379 "
+	k.sh(t, "node1", etcdctl+"put /kinstall-test/before-remove kept >/dev/null")
+	probe := startAPIProbe(t, k)
+	for _, name := range []string{"node5", "node3"} {
+		r := k.kinstall(t, "remove-node", name, "--yes")
+		if r.code != 0 {
+			t.Fatalf("remove-node %s (%d):\n%s", name, r.code, r.out)
+		}
+		t.Logf("remove-node %s: %s", name, r.took.Round(100*time.Millisecond))
+		if got := k.sh(t, name, "ls /etc/kubernetes /var/lib/etcd /var/lib/kubelet 2>/dev/null; ip -o link show cni0 2>/dev/null; iptables-save | grep -c KUBE-; true"); got != "0" {
+			t.Errorf("%s after remove-node still has: %q", name, got)
+		}
+	}
+	gaps := probe()
+	t.Logf("API through the VIP while a worker and a master were removed: longest gap %s", gaps)
+	if gaps > 5*time.Second {
+		t.Errorf("the API was unreachable for %s while nodes were removed", gaps)
+	}
+	// The members that stay kept their data (the write made before is still there) and quorum.
+	st := k.kinstall(t, "etcd", "status")
+	if st.code != 0 || strings.Contains(st.out, "node3") {
+		t.Errorf("etcd after removing node3 (%d):\n%s", st.code, st.out)
+	}
+	if got := k.sh(t, "node2", etcdctl+"get --print-value-only /kinstall-test/before-remove"); got != "kept" {
+		t.Errorf("etcd lost data when node3 left: %q", got)
+	}
+	if got := k.sh(t, "node1", "grep -c 'server node3' /etc/haproxy/haproxy.cfg; true"); got != "0" {
+		t.Errorf("HAProxy on node1 still lists node3")
+	}
+	without := regexp.MustCompile(`(?m)^node[35]\n`).ReplaceAllString(string(full), "")
+	without = regexp.MustCompile(`(?m)^node[35] .*\n`).ReplaceAllString(without, "")
+	if err := os.WriteFile(k.f.inventory, []byte(without), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.mustVerify(t)
+
+	// Both back: node3 as master and etcd member, node5 as worker.
+	if err := os.WriteFile(k.f.inventory, full, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	add := k.kinstall(t, "add-node")
+	if add.code != 0 || !strings.Contains(add.out, "new in") {
+		t.Fatalf("add-node (%d):\n%s", add.code, add.out)
+	}
+	t.Logf("add-node (a master with its etcd member and a worker): %s", add.took.Round(time.Second))
+	k.mustVerify(t)
+
+	all := k.kinstall(t, "reset", "--yes")
+	if all.code != 0 {
+		t.Fatalf("reset (%d):\n%s", all.code, all.out)
+	}
+	for _, h := range nodes {
+		if got := k.sh(t, h, "ls /etc/kubernetes /var/lib/etcd /etc/haproxy/haproxy.cfg 2>/dev/null; systemctl is-active kubelet etcd haproxy keepalived flanneld 2>/dev/null | grep -c '^active'; true"); got != "0" {
+			t.Errorf("%s after reset still has: %q", h, got)
+		}
+	}
+}
+
+// startAPIProbe hits the API through the endpoint every 100 ms until the returned function is
+// called, which returns the longest time without a good answer.
+func startAPIProbe(t *testing.T, k *k8sEnv) func() time.Duration {
+	t.Helper()
+	url := "https://" + k.lab.VIP + ":6443/readyz"
+	stop := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() {
+		var longest time.Duration
+		last := time.Now()
+		for {
+			select {
+			case <-stop:
+				done <- longest
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if resp, err := insecure.Get(url); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					if g := time.Since(last); g > longest {
+						longest = g
+					}
+					last = time.Now()
+				}
+			}
+		}
+	}()
+	return func() time.Duration { close(stop); return <-done }
 }
 
 // One master (also etcd), one worker, no load balancer.
