@@ -191,8 +191,13 @@ type podList struct {
 var ControlPlaneComponents = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 
 func (v *Verifier) controlPlane(ctx context.Context) (string, error) {
+	return ControlPlaneReady(ctx, v.API, v.Cluster)
+}
+
+// ControlPlaneReady reports whether every control-plane component's pod is ready on every master.
+func ControlPlaneReady(ctx context.Context, api *kube.Client, c *cluster.Cluster) (string, error) {
 	var pl podList
-	if err := v.API.Get(ctx, "/api/v1/namespaces/kube-system/pods?labelSelector="+url.QueryEscape("tier=control-plane"), &pl); err != nil {
+	if err := api.Get(ctx, "/api/v1/namespaces/kube-system/pods?labelSelector="+url.QueryEscape("tier=control-plane"), &pl); err != nil {
 		return "", err
 	}
 	ready := map[string]bool{}
@@ -200,17 +205,17 @@ func (v *Verifier) controlPlane(ctx context.Context) (string, error) {
 		ready[p.Metadata.Name] = p.ready()
 	}
 	var bad []string
-	for _, m := range v.Cluster.Masters {
-		for _, c := range ControlPlaneComponents {
-			if !ready[c+"-"+m.Name] {
-				bad = append(bad, c+" on "+m.Name)
+	for _, m := range c.Masters {
+		for _, comp := range ControlPlaneComponents {
+			if !ready[comp+"-"+m.Name] {
+				bad = append(bad, comp+" on "+m.Name)
 			}
 		}
 	}
 	if len(bad) > 0 {
 		return "", fmt.Errorf("not ready: %s", strings.Join(bad, ", "))
 	}
-	return fmt.Sprintf("%d components x %d masters ready", len(ControlPlaneComponents), len(v.Cluster.Masters)), nil
+	return fmt.Sprintf("%d components x %d masters ready", len(ControlPlaneComponents), len(c.Masters)), nil
 }
 
 func (v *Verifier) etcd(ctx context.Context) (string, error) {
@@ -490,9 +495,18 @@ func AddonsReady(ctx context.Context, api *kube.Client) (string, error) {
 
 // WaitAddons waits until AddonsReady.
 func WaitAddons(ctx context.Context, api *kube.Client, timeout time.Duration) (string, error) {
+	return waitFor(ctx, timeout, func() (string, error) { return AddonsReady(ctx, api) })
+}
+
+// WaitControlPlane waits until ControlPlaneReady.
+func WaitControlPlane(ctx context.Context, api *kube.Client, c *cluster.Cluster, timeout time.Duration) (string, error) {
+	return waitFor(ctx, timeout, func() (string, error) { return ControlPlaneReady(ctx, api, c) })
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, check func() (string, error)) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		detail, err := AddonsReady(ctx, api)
+		detail, err := check()
 		if err == nil || time.Now().After(deadline) {
 			return detail, err
 		}

@@ -42,12 +42,15 @@ func Tasks(c *cluster.Cluster, stateDir string) []runner.Task {
 			}
 			return "", WaitNodesReady(ctx, cl, c, 3*time.Minute)
 		}},
-		{Name: "CoreDNS and kube-proxy ready", Check: func(ctx context.Context, h *runner.Host) (string, error) {
+		{Name: "control plane ready on every master, CoreDNS and kube-proxy ready", Check: func(ctx context.Context, h *runner.Host) (string, error) {
 			if h.DryRun {
 				return "", nil
 			}
 			cl, err := kube.NewClientFromKubeconfig(path)
 			if err != nil {
+				return "", err
+			}
+			if _, err := verify.WaitControlPlane(ctx, cl, c, 3*time.Minute); err != nil {
 				return "", err
 			}
 			_, err = verify.WaitAddons(ctx, cl, 3*time.Minute)
