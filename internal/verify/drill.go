@@ -258,8 +258,11 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	return res, nil
 }
 
-// basic: the checks that need no test workload.
-func (d *Drill) basic(ctx context.Context) []Check {
+func (d *Drill) basic(ctx context.Context) []Check { return d.Basic(ctx) }
+
+// Basic runs the checks that need no test workload: nodes, control plane, etcd.
+func (v *Verifier) Basic(ctx context.Context) []Check {
+	d := v
 	var out []Check
 	for _, f := range []struct {
 		name string

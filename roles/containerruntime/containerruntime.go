@@ -189,3 +189,19 @@ func checkAnswers(ctx context.Context, h *runner.Host) (string, error) {
 	}
 	return "", nil
 }
+
+// UpgradeTasks bring containerd, runc and the CNI plugins to the newest packages (bundle or
+// mirror) on one host and restart containerd (its shims keep the containers running).
+func UpgradeTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+	return []runner.Task{
+		{Name: "facts", Check: Facts},
+		packages.Task(src, true, Packages...),
+		{Name: "containerd restarted", Check: func(ctx context.Context, h *runner.Host) (string, error) {
+			if h.Fact("changed:packages") == "" {
+				return "", nil
+			}
+			return "restart containerd on the new version", nil
+		}, Apply: startOrRestart},
+		{Name: "runtime answers", Check: checkAnswers},
+	}
+}

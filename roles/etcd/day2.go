@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kinstall/kinstall/internal/version"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -80,33 +80,9 @@ func (r *Role) Snapshot(ctx context.Context, label string) (string, error) {
 }
 
 // semver parses vMAJOR.MINOR.PATCH.
-func semver(v string) ([3]int, error) {
-	var out [3]int
-	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(parts) != 3 {
-		return out, fmt.Errorf("version %q: want vMAJOR.MINOR.PATCH", v)
-	}
-	for i, p := range parts {
-		n, err := strconv.Atoi(strings.SplitN(p, "-", 2)[0])
-		if err != nil {
-			return out, fmt.Errorf("version %q: want vMAJOR.MINOR.PATCH", v)
-		}
-		out[i] = n
-	}
-	return out, nil
-}
+func semver(v string) ([3]int, error) { return version.Parse(v) }
 
-func compareVersions(a, b [3]int) int {
-	for i := range a {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return 0
-}
+func compareVersions(a, b [3]int) int { return version.Compare(a, b) }
 
 // UpgradePlan is a checked rolling upgrade: the order members go in, and the phases to run.
 type UpgradePlan struct {

@@ -23,6 +23,7 @@ import (
 	"github.com/kinstall/kinstall/internal/kube"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/internal/version"
 	"github.com/kinstall/kinstall/roles/containerruntime"
 	"github.com/kinstall/kinstall/roles/stage"
 )
@@ -80,7 +81,7 @@ func stageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
 // Tasks returns the node preparation tasks.
 func (r *Role) Tasks() []runner.Task {
 	v := r.c.Config.KubeVersion
-	return append(stageTasks(r.c, r.src),
+	return append([]runner.Task{{Name: "version", Check: r.checkVersion}}, append(stageTasks(r.c, r.src),
 		runner.Task{Name: "facts", Check: r.facts},
 		stage.InstallTask("kubernetes", v, Binaries, kube.BinDir, nil),
 		runner.Shell("/dev/kmsg", "[ -e /dev/kmsg ]", "mknod -m 600 /dev/kmsg c 1 11"),
@@ -88,6 +89,38 @@ func (r *Role) Tasks() []runner.Task {
 		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return render("10-kubeadm.conf.tmpl") }),
 		runner.Task{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
 		runner.EnsureFile("resolv.conf for pods", ResolvConf, 0o644, "", r.resolvConf),
+		r.importTask("node images", NodeImages, nil),
+		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
+	)...)
+}
+
+// checkVersion refuses to change the Kubernetes version of a node that is in the cluster:
+// that is `kinstall upgrade`, which drains and goes one node at a time.
+func (r *Role) checkVersion(ctx context.Context, h *runner.Host) (string, error) {
+	out, err := h.Sudo(ctx, "[ -f "+kube.KubeletConf+" ] && "+kube.BinDir+"/kubelet --version 2>/dev/null | awk '{print $2}'; true")
+	if err != nil {
+		return "", err
+	}
+	have, want := strings.TrimSpace(out), r.c.Config.KubeVersion
+	switch {
+	case have == "" || have == want:
+		return "", nil
+	case r.newer(have, want):
+		return "", fmt.Errorf("%s runs Kubernetes %s, %s says kube_version %s: set kube_version: %s (downgrades are refused)", h.Name, have, r.c.ConfigFile, want, have)
+	}
+	return "", fmt.Errorf("%s runs Kubernetes %s, %s says %s: that is an upgrade: kinstall upgrade --version %s", h.Name, have, r.c.ConfigFile, want, want)
+}
+
+func (r *Role) newer(a, b string) bool {
+	va, err1 := version.Parse(a)
+	vb, err2 := version.Parse(b)
+	return err1 == nil && err2 == nil && version.Compare(va, vb) > 0
+}
+
+// PrepareTasks stage the version's binaries and images and import the images (an upgrade's
+// first step, on every node at once).
+func (r *Role) PrepareTasks() []runner.Task {
+	return append(stageTasks(r.c, r.src),
 		r.importTask("node images", NodeImages, nil),
 		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
 	)

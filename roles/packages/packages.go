@@ -93,6 +93,7 @@ func Task(src *artifacts.Source, upgrade bool, names ...string) runner.Task {
 			if err := learn(ctx, h); err != nil {
 				return err
 			}
+			h.SetFact("changed:packages", "true")
 			switch h.Fact(factFamily) {
 			case "apt":
 				return p.installDebs(ctx, h, list)
