@@ -17,13 +17,15 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 	f := &runFlags{}
 	var become bool
 	cmd := &cobra.Command{
-		Use:   "exec COMMAND",
+		Use:   "exec [--become] [--limit HOSTS] [--] COMMAND...",
 		Short: "Run an ad-hoc shell command on hosts, in parallel",
 		Long: `exec runs one shell command on every host (or those named by --limit) through the same
-connections install uses, and prints each host's output. Like 'ansible all -m shell -a'.`,
+connections install uses, and prints each host's output grouped under its name. Like
+'ansible all -m shell -a'. The exit code is non-zero when the command fails on any host.`,
 		Example: `  kinstall exec 'uptime'
-  kinstall exec --become --limit etcd 'systemctl is-active etcd'`,
-		Args: cobra.ExactArgs(1),
+  kinstall exec --become --limit etcd 'systemctl is-active etcd'
+  kinstall exec --limit kube-node -- df -h /var`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openSession(cmd, g, f)
 			if err != nil {
@@ -33,7 +35,7 @@ connections install uses, and prints each host's output. Like 'ansible all -m sh
 			var mu sync.Mutex
 			outputs := map[string]string{}
 			task := runner.Task{Name: "exec", Apply: func(ctx context.Context, h *runner.Host) error {
-				res, err := h.Conn.Run(ctx, transport.Cmd{Command: args[0], Sudo: become})
+				res, err := h.Conn.Run(ctx, transport.Cmd{Command: strings.Join(args, " "), Sudo: become})
 				if err != nil {
 					return err
 				}

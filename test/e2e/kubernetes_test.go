@@ -153,6 +153,13 @@ func day2RemoveAddReset(t *testing.T, k *k8sEnv) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ex := k.kinstall(t, "exec", "--become", "--limit", "kube-node", "--", "systemctl", "is-active", "kubelet")
+	if ex.code != 0 || !strings.Contains(ex.out, "node4 | rc=0") || !strings.Contains(ex.out, "node5 | rc=0") || strings.Contains(ex.out, "node1 |") {
+		t.Errorf("exec on the workers (%d):\n%s", ex.code, ex.out)
+	}
+	if bad := k.kinstall(t, "exec", "--limit", "node4", "--", "false"); bad.code == 0 {
+		t.Errorf("exec of a failing command exited 0:\n%s", bad.out)
+	}
 	certs := k.kinstall(t, "certs", "check")
 	if certs.code != 0 || !strings.Contains(certs.out, "/etc/kubernetes/pki/apiserver.crt") || !strings.Contains(certs.out, "kube-apiserver-etcd-client.pem") {
 		t.Errorf("certs check (%d):\n%s", certs.code, certs.out)
