@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kinstall/kinstall/internal/lab"
 )
@@ -142,7 +145,94 @@ func TestKubernetesHA(t *testing.T) {
 	if m := regexp.MustCompile(`longest API outage via \S+\s+([0-9.]+) s`).FindStringSubmatch(ha.out); m != nil {
 		t.Logf("API outage through the VIP while its master was down: %s s", m[1])
 	}
+	upgradeUnderLoad(t, k)
 	day2RemoveAddReset(t, k)
+}
+
+// Versions of Kubernetes in the lab bundle (make bundle builds both).
+const (
+	kubeOld = "v1.34.4"
+	kubeNew = "v1.35.4"
+)
+
+// upgradeUnderLoad upgrades every node to the next minor version while a probe hits the API
+// through the VIP every 100 ms and a client writes to etcd every 50 ms: no long gap, every
+// acknowledged write kept; then kube_version is set and a re-run changes nothing.
+func upgradeUnderLoad(t *testing.T, k *k8sEnv) {
+	plan := k.kinstall(t, "upgrade", "--version", kubeNew, "--check")
+	if plan.code != 0 || !strings.Contains(plan.out, "node1") || !strings.Contains(plan.out, kubeOld+" -> "+kubeNew) {
+		t.Fatalf("upgrade --check (%d):\n%s", plan.code, plan.out)
+	}
+	if skip := k.kinstall(t, "upgrade", "--version", "v1.36.1", "--check"); skip.code == 0 || !strings.Contains(skip.out, "one minor version at a time") {
+		t.Errorf("a skip of a minor version was not refused (%d):\n%s", skip.code, skip.out)
+	}
+	cl, c := (&etcdLab{e: k.env, f: k.f}).client(t)
+	cli, err := cl.Cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var mu sync.Mutex
+	var acked []string
+	stopWrites := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopWrites:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			key := fmt.Sprintf("/kube-upgrade/%06d", i)
+			if put(t, cli, key, "v") == nil {
+				mu.Lock()
+				acked = append(acked, key)
+				mu.Unlock()
+			}
+		}
+	}()
+	probe := startAPIProbe(t, k)
+	up := k.kinstall(t, "upgrade", "--version", kubeNew)
+	gap := probe()
+	close(stopWrites)
+	<-writerDone
+	t.Logf("upgrade %s -> %s of %d nodes (%d):\n%s", kubeOld, kubeNew, len(c.KubeNodes()), up.code, up.out)
+	if up.code != 0 {
+		t.Fatalf("upgrade failed")
+	}
+	t.Logf("upgrade took %s; longest gap of the API through the VIP: %s; %d etcd writes acknowledged", up.took.Round(time.Second), gap, len(acked))
+	if gap > 5*time.Second {
+		t.Errorf("the API was unreachable for %s during the upgrade", gap)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := cli.Get(ctx, "/kube-upgrade/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || got.Count < int64(len(acked)) {
+		t.Errorf("etcd has %v of %d acknowledged writes (%v)", got, len(acked), err)
+	}
+	if v := k.kubectl(t, "node1", "get nodes -o jsonpath='{.items[*].status.nodeInfo.kubeletVersion}'"); strings.Count(v, kubeNew) != 5 {
+		t.Errorf("kubelet versions after the upgrade: %s", v)
+	}
+	old := k.kinstall(t, "install", "--check")
+	if old.code == 0 || !strings.Contains(old.out, "set kube_version: "+kubeNew) {
+		t.Errorf("an install with the old kube_version must be refused (%d):\n%s", old.code, old.out)
+	}
+	cfg, _ := os.ReadFile(k.f.config)
+	if err := os.WriteFile(k.f.config, append(cfg, []byte("\nkube_version: "+kubeNew+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.mustVerify(t)
+	// The first install on the new version may sync kinstall's own copies (its kubeadm config,
+	// CoreDNS's Corefile that kubeadm rewrote); the one after changes nothing.
+	if sync := k.kinstall(t, "install"); sync.code != 0 {
+		t.Fatalf("install after the upgrade (%d):\n%s", sync.code, sync.out)
+	}
+	again := k.kinstall(t, "install")
+	if again.code != 0 {
+		t.Fatalf("second install after the upgrade (%d):\n%s", again.code, again.out)
+	}
+	recapUnchanged(t, again.out, nodes)
 }
 
 // day2RemoveAddReset: reset refuses an etcd member that stays; a worker and a master (with its
