@@ -8,7 +8,7 @@ LAB ?= kinstall
 # The lab's artifacts bundle (built from Go module sources, cached outside the repo).
 BUNDLE ?= /var/tmp/kinstall-bundle
 ETCD_VERSIONS ?= v3.6.8 v3.6.14
-KUBE_VERSIONS ?= v1.34.4
+KUBE_VERSIONS ?= v1.34.4 v1.35.4
 FLANNEL_VERSION ?= v0.28.10
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null)
 

@@ -220,6 +220,9 @@ func Up(ctx context.Context, o Options, log io.Writer) (*Lab, error) {
 	if _, err := EnsureImage(ctx, log); err != nil {
 		return nil, err
 	}
+	if err := raiseKernelLimits(log); err != nil {
+		return nil, err
+	}
 	l := newLab(o)
 	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
 		return nil, err
@@ -468,4 +471,31 @@ loadbalancer_apiserver_mode: vip
 apiserver_loadbalancer_domain_name: lb.kubesphere.local
 `, l.VIP)
 	return os.WriteFile(l.ConfigFile, []byte(cfg), 0o600)
+}
+
+// kernelLimits are the machine-wide limits lab hosts share: every kubelet, kube-proxy and
+// containerd of every lab host takes inotify instances from the one kernel (the default 128
+// per user runs out with one cluster: kube-proxy fails with "too many open files").
+var kernelLimits = map[string]int{
+	"fs/inotify/max_user_instances": 8192,
+	"fs/inotify/max_user_watches":   524288,
+}
+
+// raiseKernelLimits raises (never lowers) the machine's limits.
+func raiseKernelLimits(log io.Writer) error {
+	for key, want := range kernelLimits {
+		p := "/proc/sys/" + key
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // not Linux, or not exposed: nothing to raise
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= want {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(strconv.Itoa(want)), 0o644); err != nil {
+			return fmt.Errorf("lab: raise %s to %d (lab hosts share this machine's kernel): %w", strings.ReplaceAll(key, "/", "."), want, err)
+		}
+		fmt.Fprintf(log, "raised %s to %d for the lab hosts\n", strings.ReplaceAll(key, "/", "."), want)
+	}
+	return nil
 }
