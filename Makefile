@@ -20,7 +20,7 @@ build:
 # Every test: unit tests, the transport against a real sshd, and end-to-end tests on lab hosts
 # (Docker containers with systemd + sshd; the lab starts a Docker engine if none runs).
 test: build bundle
-	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 40m ./...
+	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 70m ./...
 
 # Offline artifacts for the lab, all cached in $(BUNDLE): etcd (two versions, for upgrade tests),
 # Kubernetes and flannel from Go module sources; distribution packages resolved in a lab host;
