@@ -37,14 +37,7 @@ and prints them with their expiry. Exit 1 when one expires within --warn.`,
 				return err
 			}
 			defer s.close()
-			hosts := s.cluster.RoleHosts()
-			if names, _ := resolveLimit(s.cluster, f.limit); len(names) > 0 {
-				hosts = nil
-				for _, n := range names {
-					hosts = append(hosts, s.cluster.Host(n))
-				}
-			}
-			list, err := certs.Collect(cmd.Context(), poolHosts{s}, hosts)
+			list, err := certs.Collect(cmd.Context(), poolHosts{s}, s.hostsOrLimit(s.cluster.RoleHosts()))
 			n := certs.Print(cmd.OutOrStdout(), list, time.Now(), warn)
 			if err != nil {
 				return err

@@ -44,14 +44,7 @@ etcd is external and still in use.`,
 				return err
 			}
 			defer s.close()
-			hosts := s.cluster.RoleHosts()
-			if len(f.limit) > 0 {
-				names, _ := resolveLimit(s.cluster, f.limit)
-				hosts = nil
-				for _, n := range names {
-					hosts = append(hosts, s.cluster.Host(n))
-				}
-			}
+			hosts := s.hostsOrLimit(s.cluster.RoleHosts())
 			etcdToo, err := etcdResetPlan(cmd.Context(), s, f, hosts)
 			if err != nil {
 				return err

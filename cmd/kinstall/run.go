@@ -144,3 +144,16 @@ func selectPhases(names []string, only, skip []string) (map[string]bool, error) 
 	}
 	return out, nil
 }
+
+// hostsOrLimit returns the --limit hosts, or all when there is no --limit.
+func (s *session) hostsOrLimit(all []*cluster.Host) []*cluster.Host {
+	if len(s.flags.limit) == 0 {
+		return all
+	}
+	names, _ := resolveLimit(s.cluster, s.flags.limit)
+	var out []*cluster.Host
+	for _, n := range names {
+		out = append(out, s.cluster.Host(n))
+	}
+	return out
+}

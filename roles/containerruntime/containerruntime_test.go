@@ -1,30 +1,14 @@
 package containerruntime
 
 import (
-	"os"
-	"path/filepath"
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"testing"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
 )
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (UPDATE_GOLDEN=1 to accept):\n%s", name, got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 func host(facts map[string]string) *runner.Host {
 	h := &runner.Host{Host: &cluster.Host{Name: "node1"}}

@@ -1,8 +1,7 @@
 package controlplane
 
 import (
-	"os"
-	"path/filepath"
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"strings"
 	"testing"
 
@@ -51,22 +50,7 @@ func testCluster(t *testing.T, yaml string) *cluster.Cluster {
 	return c
 }
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (UPDATE_GOLDEN=1 to accept):\n%s", name, got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 // The kubeadm configurations of each kind of node, for a VIP and an external load balancer.
 func TestKubeadmConfigGolden(t *testing.T) {

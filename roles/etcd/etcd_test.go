@@ -1,8 +1,7 @@
 package etcd
 
 import (
-	"os"
-	"path/filepath"
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"strings"
 	"testing"
 
@@ -10,22 +9,7 @@ import (
 	"github.com/kinstall/kinstall/internal/transport"
 )
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (UPDATE_GOLDEN=1 to accept):\n%s", name, got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 func TestRenderedFilesGolden(t *testing.T) {
 	h := &cluster.Host{Name: "node1", IP: "10.0.0.11", Target: transport.Target{Address: "192.168.0.11"}}

@@ -1,29 +1,13 @@
 package loadbalancer
 
 import (
-	"os"
-	"path/filepath"
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"testing"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 )
 
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if os.Getenv("UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs (UPDATE_GOLDEN=1 to accept):\n%s", name, got)
-	}
-}
+func golden(t *testing.T, name string, got []byte) { t.Helper(); goldenfile.Check(t, name, got) }
 
 // The sample cluster (vip mode) and the KubeSphere example (external), plus local-proxy.
 func TestRenderedConfigsGolden(t *testing.T) {
