@@ -10,7 +10,7 @@ new=SHA256SUMS.new.$$
 trap 'rm -f "$new"' EXIT
 if [ -f SHA256SUMS ]; then
   list | while read -r f; do
-    line=$(grep -F "  $f" SHA256SUMS | awk -v f="$f" '$2 == f' | head -1)
+    line=$(awk -v f="$f" '$2 == f {print; exit}' SHA256SUMS)
     if [ -n "$line" ] && [ ! "$f" -nt SHA256SUMS ]; then echo "$line"; else sha256sum "$f"; fi
   done >"$new"
 else
