@@ -358,6 +358,13 @@ func TestKubernetesSingleMaster(t *testing.T) {
 		inv = regexp.MustCompile(`(?s)\[kube-node\]\n.*?\n\n`).ReplaceAllString(inv, "[kube-node]\nnode2\n\n")
 		return inv, "kube_version: v1.34.4\n"
 	})
+	dry := k.kinstall(t, "install", "--check")
+	if dry.code != 0 || !strings.Contains(dry.out, "would join the cluster") {
+		t.Fatalf("dry run on bare hosts (%d):\n%s", dry.code, dry.out)
+	}
+	if got := k.sh(t, "node1", "ls /etc/kubernetes /usr/local/bin/kubelet /etc/containerd/config.toml 2>/dev/null; true"); got != "" {
+		t.Fatalf("the dry run changed node1: %s", got)
+	}
 	r := k.mustInstall(t)
 	t.Logf("single-master cluster installed in %s", r.took.Round(time.Second))
 	t.Logf("verify:\n%s", k.mustVerify(t))
