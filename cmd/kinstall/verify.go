@@ -137,7 +137,7 @@ func (p poolHosts) Run(ctx context.Context, h *cluster.Host, command string) (st
 }
 
 func newKubeconfigCmd(g *globalOptions) *cobra.Command {
-	var stateDir string
+	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "kubeconfig",
 		Short: "Print the path of the admin kubeconfig on the taskbox (written at install, 0600)",
@@ -149,7 +149,7 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path, err := kube.ExistingAdminKubeconfig(stateDir, c)
+			path, err := kube.ExistingAdminKubeconfig(f.stateDir, c)
 			if err != nil {
 				return err
 			}
@@ -157,6 +157,6 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", ".kinstall", "the cluster's state directory (holds its CA)")
+	f.register(cmd, false) // --state-dir (holds the cluster's CA); the host flags are accepted and unused
 	return cmd
 }

@@ -95,7 +95,7 @@ func (k *k8sEnv) kubectl(t *testing.T, master, args string) string {
 // prints it.
 func (k *k8sEnv) assertKubeconfig(t *testing.T) {
 	t.Helper()
-	r := k.run(t, files{k.f.inventory, k.f.config, k.f.state}, "kubeconfig", "--state-dir", k.f.state)
+	r := k.kinstall(t, "kubeconfig")
 	path := strings.TrimSpace(r.out)
 	st, err := os.Stat(path)
 	if r.code != 0 || err != nil {
