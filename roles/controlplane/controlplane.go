@@ -152,6 +152,11 @@ func (r *Role) ignorePreflight(h *runner.Host) []string {
 		// HAProxy holds VIP:port; the API binds only the node's IP:port, which is free.
 		out = append(out, fmt.Sprintf("Port-%d", r.c.Config.APIServerPort))
 	}
+	if h.Fact(containerruntime.FactCgroupV2) == "no" {
+		// cgroup v1: the KubeletConfiguration sets failCgroupV1: false; from v1.35 kubeadm's
+		// system verification also insists on being skipped explicitly.
+		out = append(out, "SystemVerification")
+	}
 	if h.Fact(factBridgeNF) == "no" {
 		// A host without br_netfilter's sysctls (a container on a kernel that has not loaded it):
 		// kube-proxy and flannel work on the host's routing instead.

@@ -11,6 +11,7 @@ import (
 	"github.com/kinstall/kinstall/internal/kube"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/containerruntime"
 	"github.com/kinstall/kinstall/roles/kubelet"
 	"github.com/kinstall/kinstall/roles/stage"
 )
@@ -43,6 +44,7 @@ func (u *Upgrade) PrepareTasks() []runner.Task {
 // MasterTasks upgrade one master.
 func (u *Upgrade) MasterTasks() []runner.Task {
 	return append([]runner.Task{
+		{Name: "facts", Check: (&Role{c: u.c}).Facts},
 		stage.InstallTask("kubernetes", u.Version, []string{"kubeadm"}, kube.BinDir, nil),
 		{Name: "control plane " + u.Version, Check: u.checkControlPlane, Apply: u.upgradeControlPlane},
 		{Name: "API healthy", Check: (&Role{c: u.c}).waitLocalAPI},
@@ -52,6 +54,7 @@ func (u *Upgrade) MasterTasks() []runner.Task {
 // WorkerTasks upgrade one worker.
 func (u *Upgrade) WorkerTasks() []runner.Task {
 	return append([]runner.Task{
+		{Name: "facts", Check: (&Role{c: u.c}).Facts},
 		stage.InstallTask("kubernetes", u.Version, []string{"kubeadm"}, kube.BinDir, nil),
 	}, u.kubeletTasks()...)
 }
@@ -62,7 +65,11 @@ func (u *Upgrade) kubeletTasks() []runner.Task {
 	return []runner.Task{
 		{Name: "drain", Check: u.checkKubelet, Apply: u.drain},
 		{Name: "kubeadm upgrade node", When: func(h *runner.Host) bool { return !h.Master }, Check: u.checkKubelet, Apply: func(ctx context.Context, h *runner.Host) error {
-			_, err := h.Run(ctx, transport.Cmd{Command: "kubeadm upgrade node >/dev/null", Sudo: true, Timeout: kubeadmTimeout})
+			cmd := "kubeadm upgrade node"
+			if h.Fact(containerruntime.FactCgroupV2) == "no" {
+				cmd += " --ignore-preflight-errors=SystemVerification" // see ignorePreflight
+			}
+			_, err := h.Run(ctx, transport.Cmd{Command: cmd + " >/dev/null", Sudo: true, Timeout: kubeadmTimeout})
 			return err
 		}},
 		{Name: "kubelet and kubectl " + u.Version, Check: u.checkKubelet, Apply: u.installKubelet},
@@ -99,9 +106,13 @@ func (u *Upgrade) upgradeControlPlane(ctx context.Context, h *runner.Host) error
 	if err != nil {
 		return err
 	}
+	r := &Role{c: u.c}
 	patches := ""
-	if (&Role{c: u.c}).BindsNodeIP() {
+	if r.BindsNodeIP() {
 		patches = " --patches " + PatchesDir
+	}
+	if ign := r.ignorePreflight(h); len(ign) > 0 {
+		patches += " --ignore-preflight-errors=" + strings.Join(ign, ",")
 	}
 	cmd := "kubeadm upgrade node" + patches
 	if cv != u.Version {
