@@ -177,7 +177,8 @@ func (u *Upgrade) checkUncordoned(ctx context.Context, h *runner.Host) (string, 
 	if err != nil {
 		return "", err
 	}
-	out, err := m.Sudo(ctx, "kubectl --kubeconfig "+kube.AdminConf+" get node "+transport.Quote(h.Name)+" -o go-template='{{.spec.unschedulable}} {{.status.nodeInfo.kubeletVersion}}'")
+	// Retried: an API server that just restarted behind the load balancer may refuse for a moment.
+	out, err := m.Sudo(ctx, "for i in 1 2 3 4 5 6 7 8 9 10; do kubectl --kubeconfig "+kube.AdminConf+" get node "+transport.Quote(h.Name)+" -o go-template='{{.spec.unschedulable}} {{.status.nodeInfo.kubeletVersion}}' && exit 0; sleep 1; done; exit 1")
 	if err != nil {
 		return "", err
 	}

@@ -196,53 +196,69 @@ func enable(ctx context.Context, h *runner.Host) error {
 }
 
 // importTask imports an image archive into containerd's k8s.io namespace when any of its
-// images is missing there.
+// images is missing there or the archive is not the one imported last (a stamp holds its
+// sha256: a rebuilt bundle re-imports images whose tags did not change, e.g. pause).
 func (r *Role) importTask(name, file string, when func(h *runner.Host) bool) runner.Task {
-	missing := func(ctx context.Context, h *runner.Host) ([]string, string, error) {
+	type state struct {
+		missing      []string
+		path, stamp  string
+		sha, stamped string
+	}
+	look := func(ctx context.Context, h *runner.Host) (*state, error) {
 		arch, err := stage.Arch(ctx, h)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		set, err := r.src.Resolve(ctx, "kube-images", r.c.Config.KubeVersion, arch)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		refs, err := r.imageRefs(set.Files[file])
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		out, err := h.Sudo(ctx, "ctr -n k8s.io images ls -q 2>/dev/null; true")
+		st := &state{path: stage.Dir("kube-images", r.c.Config.KubeVersion, arch) + "/" + file, sha: set.SHA256[file],
+			stamp: kube.ImagesStatusDir + "/" + r.c.Config.KubeVersion + "-" + file + ".sha256"}
+		out, err := h.Sudo(ctx, "cat "+transport.Quote(st.stamp)+" 2>/dev/null; echo; ctr -n k8s.io images ls -q 2>/dev/null; true")
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
+		lines := strings.SplitN(out, "\n", 2)
+		st.stamped = strings.TrimSpace(lines[0])
 		have := map[string]bool{}
-		for _, l := range strings.Fields(out) {
-			have[l] = true
-		}
-		var miss []string
-		for _, ref := range refs {
-			if !have[ref] {
-				miss = append(miss, ref)
+		if len(lines) > 1 {
+			for _, l := range strings.Fields(lines[1]) {
+				have[l] = true
 			}
 		}
-		return miss, stage.Dir("kube-images", r.c.Config.KubeVersion, arch) + "/" + file, nil
+		for _, ref := range refs {
+			if !have[ref] {
+				st.missing = append(st.missing, ref)
+			}
+		}
+		return st, nil
 	}
 	return runner.Task{
 		Name: name + " imported",
 		When: when,
 		Check: func(ctx context.Context, h *runner.Host) (string, error) {
-			miss, _, err := missing(ctx, h)
-			if err != nil || len(miss) == 0 {
+			st, err := look(ctx, h)
+			switch {
+			case err != nil:
 				return "", err
+			case len(st.missing) > 0:
+				return "import " + strings.Join(st.missing, ", "), nil
+			case st.stamped != st.sha:
+				return "import " + file + " again (not the archive imported last)", nil
 			}
-			return "import " + strings.Join(miss, ", "), nil
+			return "", nil
 		},
 		Apply: func(ctx context.Context, h *runner.Host) error {
-			_, path, err := missing(ctx, h)
+			st, err := look(ctx, h)
 			if err != nil {
 				return err
 			}
-			_, err = h.Sudo(ctx, "ctr -n k8s.io images import "+transport.Quote(path)+" >/dev/null")
+			_, err = h.Sudo(ctx, "ctr -n k8s.io images import "+transport.Quote(st.path)+" >/dev/null && mkdir -p "+kube.ImagesStatusDir+" && echo "+st.sha+" > "+transport.Quote(st.stamp))
 			return err
 		},
 	}

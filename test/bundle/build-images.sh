@@ -66,7 +66,8 @@ EOF
 docker image prune -f --filter label=kinstall.build-stage >/dev/null
 
 # pause: a static Go stand-in for upstream's C program: exit 0 on SIGINT/SIGTERM, reap orphans
-# (a pod may share its PID namespace with the sandbox).
+# (a pod may share its PID namespace with the sandbox); -v prints a version and exits, as
+# upstream's does (kubeadm upgrade's health-check Job runs exactly that).
 pause=$(ref pause)
 mkdir "$work/pause"
 cat >"$work/pause/main.go" <<'EOF'
@@ -80,6 +81,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-v" {
+		fmt.Println("pause (kinstall)")
+		return
+	}
 	sig := make(chan os.Signal, 8)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	for s := range sig {

@@ -359,5 +359,5 @@ func setupExternalHAProxy(t *testing.T, e *env, host string, masters ...string) 
 		ip, _ := e.lab.IP(m)
 		fmt.Fprintf(&backends, "    server %s %s:6443 check check-ssl verify none inter 1s fall 2 rise 2\n", m, ip)
 	}
-	e.sh(t, host, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 4h\n    timeout server 4h\nfrontend api\n    bind *:6443\n    default_backend masters\nbackend masters\n    option httpchk GET /healthz\n"+backends.String()+"EOF\nsystemctl restart haproxy")
+	e.sh(t, host, "cat > /etc/haproxy/haproxy.cfg <<'EOF'\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 4h\n    timeout server 4h\nfrontend api\n    bind *:6443\n    default_backend masters\nbackend masters\n    option httpchk GET /readyz\n"+backends.String()+"EOF\nsystemctl restart haproxy")
 }

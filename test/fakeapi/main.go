@@ -1,5 +1,5 @@
 // Command fakeapi stands in for kube-apiserver in load balancer tests until the real one
-// exists: HTTPS (self-signed) on -listen, /healthz answers "ok", every other path answers with
+// exists: HTTPS (self-signed) on -listen, /healthz and /readyz answer "ok", every other path answers with
 // the host's name, so a client can tell which master served it. With -print it prints the host
 // name and exits (an image for container runtime tests).
 package main
@@ -41,6 +41,7 @@ func main() {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, host) })
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
