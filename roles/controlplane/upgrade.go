@@ -178,11 +178,11 @@ func (u *Upgrade) checkUncordoned(ctx context.Context, h *runner.Host) (string, 
 		return "", err
 	}
 	// Retried: an API server that just restarted behind the load balancer may refuse for a moment.
-	out, err := m.Sudo(ctx, "for i in 1 2 3 4 5 6 7 8 9 10; do kubectl --kubeconfig "+kube.AdminConf+" get node "+transport.Quote(h.Name)+" -o go-template='{{.spec.unschedulable}} {{.status.nodeInfo.kubeletVersion}}' && exit 0; sleep 1; done; exit 1")
+	out, err := m.Sudo(ctx, "for i in 1 2 3 4 5 6 7 8 9 10; do kubectl --kubeconfig "+kube.AdminConf+" get node "+transport.Quote(h.Name)+" -o go-template='{{if .spec.unschedulable}}cordoned{{else}}schedulable{{end}} {{.status.nodeInfo.kubeletVersion}}' && exit 0; sleep 1; done; exit 1")
 	if err != nil {
 		return "", err
 	}
-	if f := strings.Fields(out); len(f) == 2 && f[0] != "true" && f[1] == u.Version {
+	if f := strings.Fields(out); len(f) == 2 && f[0] == "schedulable" && f[1] == u.Version {
 		return "", nil
 	}
 	return "wait until Ready on " + u.Version + ", uncordon", nil
