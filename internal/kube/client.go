@@ -145,6 +145,10 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body,
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	// Marks every request as safe to resend on a kept-alive connection that turns out dead
+	// (a VIP that moved resets it): net/http retries those once; nothing is sent on the wire.
+	// kinstall's writes are creates (a repeat is a conflict) and merge patches.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
@@ -181,3 +185,6 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body,
 func (c *Client) Get(ctx context.Context, path string, out any) error {
 	return c.Do(ctx, http.MethodGet, path, nil, out)
 }
+
+// CloseIdle drops kept-alive connections (after the endpoint moved).
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }

@@ -139,7 +139,13 @@ func (d *Drill) Align(ctx context.Context, victim *cluster.Host) error {
 	if d.vipHolder(ctx) != victim {
 		return fmt.Errorf("the VIP did not move to %s", victim.Name)
 	}
-	return sleep(ctx, 2*time.Second) // HAProxy and clients settle
+	// Connections to the VIP's old holder are dead; wait until the endpoint answers again.
+	d.API.CloseIdle()
+	_, err := waitFor(ctx, 30*time.Second, func() (string, error) {
+		var b []byte
+		return "", d.API.WithTimeout(2*time.Second).Get(ctx, "/readyz", &b)
+	})
+	return err
 }
 
 func (d *Drill) leaseHolder(ctx context.Context, name string) string {
