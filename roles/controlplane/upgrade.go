@@ -41,14 +41,32 @@ func (u *Upgrade) PrepareTasks() []runner.Task {
 	return kubelet.New(u.c, u.src).PrepareTasks()
 }
 
-// MasterTasks upgrade one master.
+// MasterTasks upgrade one master; the next starts only once this one's control-plane pods are
+// ready again after its kubelet restarted.
 func (u *Upgrade) MasterTasks() []runner.Task {
-	return append([]runner.Task{
+	return append(append([]runner.Task{
 		{Name: "facts", Check: (&Role{c: u.c}).Facts},
 		stage.InstallTask("kubernetes", u.Version, []string{"kubeadm"}, kube.BinDir, nil),
 		{Name: "control plane " + u.Version, Check: u.checkControlPlane, Apply: u.upgradeControlPlane},
 		{Name: "API healthy", Check: (&Role{c: u.c}).waitLocalAPI},
-	}, u.kubeletTasks()...)
+	}, u.kubeletTasks()...), runner.Task{Name: "control-plane pods ready", Check: u.waitControlPlanePods})
+}
+
+// waitControlPlanePods waits until the kubelet reports this master's static pods Ready.
+func (u *Upgrade) waitControlPlanePods(ctx context.Context, h *runner.Host) (string, error) {
+	if h.DryRun {
+		return "", nil
+	}
+	_, err := h.Run(ctx, transport.Cmd{Sudo: true, Timeout: 3 * time.Minute, Command: fmt.Sprintf(`k="kubectl --kubeconfig %s -n kube-system"
+for i in $(seq 150); do
+  ok=0
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    [ "$($k get pod $c-%s -o go-template='{{range .status.conditions}}{{if eq .type "Ready"}}{{.status}}{{end}}{{end}}' 2>/dev/null)" = True ] && ok=$((ok+1))
+  done
+  [ $ok = 3 ] && exit 0; sleep 1
+done
+echo "control-plane pods of %s not Ready after 150 s" >&2; exit 1`, kube.AdminConf, h.Name, h.Name)})
+	return "", err
 }
 
 // WorkerTasks upgrade one worker.
