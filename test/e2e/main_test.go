@@ -148,12 +148,20 @@ func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
 type files struct{ inventory, config, state string }
 
 func (e *env) commandWith(ctx context.Context, f files, args ...string) *exec.Cmd {
+	// The file flags go before a "--" (after it everything is the command of `exec`).
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			args, rest = args[:i], args[i:]
+			break
+		}
+	}
 	full := append([]string{}, args...)
 	full = append(full, "-i", f.inventory, "-c", f.config)
 	if args[0] != "check" && args[0] != "plan" && args[0] != "inventory" {
 		full = append(full, "--known-hosts", e.lab.KnownHostsFile, "--state-dir", f.state, "--artifacts", e.bundle)
 	}
-	return exec.CommandContext(ctx, e.bin, full...)
+	return exec.CommandContext(ctx, e.bin, append(full, rest...)...)
 }
 
 // run runs kinstall with other files than the lab's.
