@@ -24,7 +24,8 @@ if command -v ctr >/dev/null && systemctl is-active --quiet containerd; then
   for t in $(ctr -n k8s.io tasks ls -q 2>/dev/null); do ctr -n k8s.io tasks delete -f "$t" >/dev/null 2>&1; done
   for c in $(ctr -n k8s.io containers ls -q 2>/dev/null); do ctr -n k8s.io containers rm "$c" >/dev/null 2>&1; done
 fi
-for m in $(awk '$2 ~ "^/var/lib/kubelet/|^/run/netns/" {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
+# The kubelet bind-mounts its own root (to make it shared) and every pod's volumes below it.
+for m in $(awk '$2 ~ "^/var/lib/kubelet(/|$)|^/run/netns/" {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null; done
 rm -rf /etc/kubernetes /var/lib/kubelet /etc/cni/net.d/10-kinstall.conflist /var/lib/cni /run/flannel /etc/kube-flannel \
   /etc/systemd/system/kubelet.service /etc/systemd/system/kubelet.service.d /etc/systemd/system/flanneld.service \
   /usr/local/bin/kubeadm /usr/local/bin/kubelet /usr/local/bin/kubectl /usr/local/bin/flanneld \
