@@ -246,7 +246,7 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	for {
 		// The victim's own API answers and its kubelet has reported since the restart (until
 		// then the API still shows its last, stale status); then every check passes.
-		checks := append([]Check{d.back(ctx, victim, start)}, d.basic(ctx)...)
+		checks := append([]Check{d.back(ctx, victim, start)}, d.Basic(ctx)...)
 		if OK(checks) {
 			res.Recovered = time.Since(start)
 			break
@@ -265,8 +265,6 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	}
 	return res, nil
 }
-
-func (d *Drill) basic(ctx context.Context) []Check { return d.Basic(ctx) }
 
 // back checks that the restarted master serves again: its API server answers /readyz on its
 // own address, and its Node has a Ready heartbeat newer than the restart.

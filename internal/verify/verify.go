@@ -123,8 +123,13 @@ type nodeList struct {
 }
 
 func (v *Verifier) nodesReady(ctx context.Context) (string, error) {
+	return NodesReady(ctx, v.API, v.Cluster)
+}
+
+// NodesReady reports whether every inventory node is registered and Ready.
+func NodesReady(ctx context.Context, api *kube.Client, c *cluster.Cluster) (string, error) {
 	var nl nodeList
-	if err := v.API.Get(ctx, "/api/v1/nodes", &nl); err != nil {
+	if err := api.Get(ctx, "/api/v1/nodes", &nl); err != nil {
 		return "", err
 	}
 	ready := map[string]bool{}
@@ -136,7 +141,7 @@ func (v *Verifier) nodesReady(ctx context.Context) (string, error) {
 		}
 	}
 	var bad []string
-	for _, h := range v.Cluster.KubeNodes() {
+	for _, h := range c.KubeNodes() {
 		if !ready[h.Name] {
 			bad = append(bad, h.Name)
 		}
@@ -144,7 +149,7 @@ func (v *Verifier) nodesReady(ctx context.Context) (string, error) {
 	if len(bad) > 0 {
 		return "", fmt.Errorf("not Ready: %s", strings.Join(bad, ", "))
 	}
-	return fmt.Sprintf("%d/%d Ready", len(ready), len(v.Cluster.KubeNodes())), nil
+	return fmt.Sprintf("%d/%d Ready", len(ready), len(c.KubeNodes())), nil
 }
 
 type pod struct {
@@ -496,6 +501,11 @@ func AddonsReady(ctx context.Context, api *kube.Client) (string, error) {
 // WaitAddons waits until AddonsReady.
 func WaitAddons(ctx context.Context, api *kube.Client, timeout time.Duration) (string, error) {
 	return waitFor(ctx, timeout, func() (string, error) { return AddonsReady(ctx, api) })
+}
+
+// WaitNodesReady waits until NodesReady.
+func WaitNodesReady(ctx context.Context, api *kube.Client, c *cluster.Cluster, timeout time.Duration) (string, error) {
+	return waitFor(ctx, timeout, func() (string, error) { return NodesReady(ctx, api, c) })
 }
 
 // WaitControlPlane waits until ControlPlaneReady.

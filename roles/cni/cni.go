@@ -184,11 +184,9 @@ func (r *Role) Corefile(nameservers []string) ([]byte, error) {
 
 func (r *Role) wantCorefile(ctx context.Context, h *runner.Host) ([]byte, error) {
 	if h.Fact(kubelet.FactNameservers) == "" && len(r.c.Config.UpstreamDNSServers) == 0 {
-		out, err := h.Run(ctx, transport.Cmd{Command: "awk '$1 == \"nameserver\" {print $2}' /etc/resolv.conf 2>/dev/null; true"})
-		if err != nil {
+		if err := kubelet.LearnNameservers(ctx, h); err != nil {
 			return nil, err
 		}
-		h.SetFact(kubelet.FactNameservers, strings.Join(kubelet.NonLoopback(strings.Fields(out)), " "))
 	}
 	ns := r.c.Config.UpstreamDNSServers
 	if len(ns) == 0 {

@@ -295,11 +295,6 @@ const (
 	kubeadmTimeout = 10 * time.Minute
 )
 
-// Kubectl runs kubectl with the master's admin kubeconfig.
-func Kubectl(ctx context.Context, m *runner.Host, args string, stdin []byte) (string, error) {
-	return m.Run(ctx, transport.Cmd{Command: "kubectl --kubeconfig " + kube.AdminConf + " " + args, Sudo: true, Stdin: stdin})
-}
-
 // CAHash is the CA hash joins pin.
 func (r *Role) CAHash() string { return kube.CAHash(r.ca) }
 

@@ -136,12 +136,17 @@ func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {
 	if _, err := containerruntime.Facts(ctx, h); err != nil {
 		return "", err
 	}
+	return "", LearnNameservers(ctx, h)
+}
+
+// LearnNameservers records the host's non-loopback nameservers (FactNameservers).
+func LearnNameservers(ctx context.Context, h *runner.Host) error {
 	out, err := h.Run(ctx, transport.Cmd{Command: "awk '$1 == \"nameserver\" {print $2}' /etc/resolv.conf 2>/dev/null; true"})
 	if err != nil {
-		return "", err
+		return err
 	}
 	h.SetFact(FactNameservers, strings.Join(NonLoopback(strings.Fields(out)), " "))
-	return "", nil
+	return nil
 }
 
 // NonLoopback drops loopback nameservers: a pod that inherits 127.0.0.x reaches itself, and
