@@ -186,14 +186,22 @@ func newHost(inv *inventory.Inventory, name string) (*Host, error) {
 	default:
 		return nil, at("ansible_connection=%s is not supported: use ssh or local", conn)
 	}
-	// Like Ansible, become is off unless asked for; kinstall's roles need root, so a non-root
-	// user without become fails in preflight with a message that says to set ansible_become.
+	// An installer needs root on every host. Ansible leaves become off unless asked, but
+	// KubeSphere's non-root sample (ansible_user=ubuntu ansible_become_pass=...) relies on its
+	// playbooks becoming root themselves: so a login that is not root implies sudo, and only
+	// an explicit ansible_become=false for such a login is refused.
 	if v, ok := vars["ansible_become"]; ok {
 		b, err := ansibleBool(v)
 		if err != nil {
 			return nil, at("ansible_become: %v", err)
 		}
 		t.Become = b
+		if !b && loginUser(t) != "root" {
+			return nil, at("ansible_become=false, but it logs in as %s and kinstall needs root on every host: remove ansible_become=false (sudo is then used, with ansible_become_pass if it asks) or log in as root", loginUser(t))
+		}
+	}
+	if loginUser(t) != "root" {
+		t.Become = true
 	}
 	h.Target = t
 	h.IP = str("ip")
@@ -201,6 +209,27 @@ func newHost(inv *inventory.Inventory, name string) (*Host, error) {
 		h.IP = t.Address
 	}
 	return h, nil
+}
+
+// loginUser is who commands run as before become: the taskbox's own user for a local
+// connection (Ansible ignores ansible_user there too), else ansible_user or, like ssh, $USER.
+func loginUser(t transport.Target) string {
+	if t.Local {
+		if os.Geteuid() == 0 {
+			return "root"
+		}
+		if u := os.Getenv("USER"); u != "" {
+			return u
+		}
+		return fmt.Sprintf("uid %d", os.Geteuid())
+	}
+	if t.User != "" {
+		return t.User
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root" // what the ssh transport logs in as then
 }
 
 // ansibleBool accepts Ansible's boolean spellings.

@@ -112,7 +112,8 @@ func TestModelFromKubesprayNames(t *testing.T) {
 func TestTargets(t *testing.T) {
 	inv, err := inventory.Parse("t.ini", []byte(`[all]
 a ansible_host=10.0.0.1 ansible_port=2222 ansible_user=ops ansible_ssh_pass=pw ansible_become=yes ansible_sudo_pass=sp
-b ansible_host=10.0.0.2 ip=192.168.1.2 ansible_ssh_private_key_file=/k ansible_become=False
+b ansible_host=10.0.0.2 ip=192.168.1.2 ansible_user=root ansible_ssh_private_key_file=/k ansible_become=False
+ks ansible_host=10.0.0.3 ip=10.0.0.3 ansible_user=ubuntu ansible_become_pass=Qcloud@123
 tb ansible_connection=local ip=10.0.0.9
 [kube-master]
 a
@@ -135,6 +136,10 @@ b
 	if b.IP != "192.168.1.2" || b.Target.KeyFile != "/k" || b.Target.Become || b.Target.Address != "10.0.0.2" {
 		t.Errorf("b: %+v", b)
 	}
+	// KubeSphere's non-root sample: no ansible_become, yet sudo is implied for a non-root login.
+	if ks := c.Host("ks").Target; !ks.Become || ks.BecomePassword != "Qcloud@123" {
+		t.Errorf("ks: a non-root login must imply become: %+v", ks)
+	}
 	if !tb.Target.Local || c.Taskbox != tb {
 		t.Errorf("taskbox not found: %+v", tb)
 	}
@@ -148,6 +153,7 @@ func TestModelErrors(t *testing.T) {
 		{"no etcd", "[kube-master]\n10.0.0.1\n", "no etcd member"},
 		{"bad port", "[kube-master]\n10.0.0.1 ansible_port=99999\n[etcd]\n10.0.0.1\n", "t.ini:2: host 10.0.0.1: ansible_port \"99999\" is not a TCP port"},
 		{"bad become", "[kube-master]\n10.0.0.1 ansible_become=maybe\n[etcd]\n10.0.0.1\n", "ansible_become: maybe is not a boolean"},
+		{"become off for a non-root login", "[kube-master]\n10.0.0.1 ansible_user=ubuntu ansible_become=false\n[etcd]\n10.0.0.1\n", "t.ini:2: host 10.0.0.1: ansible_become=false, but it logs in as ubuntu and kinstall needs root"},
 		{"bad connection", "[kube-master]\n10.0.0.1 ansible_connection=winrm\n[etcd]\n10.0.0.1\n", "ansible_connection=winrm is not supported"},
 		{"override type", "[kube-master]\n10.0.0.1\n[etcd]\n10.0.0.1\n[all:vars]\nkube_apiserver_port=high\n", "t.ini [all:vars]: kube_apiserver_port must be a whole number"},
 	}

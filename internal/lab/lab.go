@@ -432,7 +432,8 @@ func (l *Lab) Inventory() string {
 		case 1:
 			conn = "ansible_user=deploy ansible_become=true"
 		case 2:
-			conn = fmt.Sprintf("ansible_user=ops ansible_password=%s ansible_become=true ansible_become_pass=%s", l.OpsPassword, l.OpsPassword)
+			// KubeSphere's documented non-root sample, as written: no ansible_become (implied).
+			conn = fmt.Sprintf("ansible_user=ops ansible_ssh_pass=%s ansible_become_pass=%s", l.OpsPassword, l.OpsPassword)
 		}
 		fmt.Fprintf(&b, "%s ansible_host=%s ip=%s %s\n", h.Name, h.IP, h.IP, conn)
 	}

@@ -26,7 +26,7 @@ func TestInventoryLayout(t *testing.T) {
 		"taskbox ansible_connection=local ip=172.29.0.1\n",
 		"node1 ansible_host=172.29.0.11 ip=172.29.0.11 ansible_user=root\n",
 		"node2 ansible_host=172.29.0.12 ip=172.29.0.12 ansible_user=deploy ansible_become=true\n",
-		"node3 ansible_host=172.29.0.13 ip=172.29.0.13 ansible_user=ops ansible_password=lab-pw ansible_become=true ansible_become_pass=lab-pw\n",
+		"node3 ansible_host=172.29.0.13 ip=172.29.0.13 ansible_user=ops ansible_ssh_pass=lab-pw ansible_become_pass=lab-pw\n",
 		"[kube-master]\nnode1\nnode2\nnode3\n", "[etcd]\nnode1\nnode2\nnode3\n", "[kube-node]\nnode4\nnode5\n",
 		"[k8s-cluster:children]\nkube-master\nkube-node\n", "ansible_ssh_private_key_file=/lab/id_ed25519",
 	} {
