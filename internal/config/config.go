@@ -10,8 +10,6 @@ import (
 	"net"
 	"os"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-multierror"
@@ -33,9 +31,12 @@ type LoadBalancer struct {
 }
 
 // Config is common.yaml. Field tags are the keys operators write; the names follow
-// Kubespray/KubeSphere where one exists.
+// Kubespray/KubeSphere where one exists. This struct is the only list of keys: the inventory
+// overrides and the "known keys" message are derived from it (overrides.go), so a field added
+// here is overridable from [all:vars] with nothing else to update. An example tag is shown when
+// an override has the wrong shape, for keys whose shape a type name does not make obvious.
 type Config struct {
-	LoadBalancerAPIServer           LoadBalancer `yaml:"loadbalancer_apiserver"`
+	LoadBalancerAPIServer           LoadBalancer `yaml:"loadbalancer_apiserver" example:"{'address': '10.0.0.10', 'port': 6443}"`
 	LoadBalancerMode                string       `yaml:"loadbalancer_apiserver_mode"`
 	KeepalivedRouterID              int          `yaml:"keepalived_virtual_router_id"`
 	APIServerLoadBalancerDomainName string       `yaml:"apiserver_loadbalancer_domain_name"`
@@ -49,7 +50,7 @@ type Config struct {
 	KubeNetworkPlugin               string       `yaml:"kube_network_plugin"`
 	ClusterName                     string       `yaml:"cluster_name"`
 	// registry -> mirror URLs, tried in order before the registry itself.
-	ContainerdRegistryMirrors map[string][]string `yaml:"containerd_registry_mirrors"`
+	ContainerdRegistryMirrors map[string][]string `yaml:"containerd_registry_mirrors" example:"{'docker.io': ['https://mirror.example.com']}"`
 	// DNS servers CoreDNS forwards to; empty: the nodes' own non-loopback nameservers.
 	UpstreamDNSServers []string `yaml:"upstream_dns_servers"`
 	FlannelVersion     string   `yaml:"flannel_version"`
@@ -137,16 +138,6 @@ func listFormat(errs []error) string {
 	return strings.Join(parts, "\n")
 }
 
-// Keys lists every top-level key of common.yaml.
-func Keys() []string {
-	keys := []string{}
-	for _, f := range fields() {
-		keys = append(keys, f.key)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 var versionRe = regexp.MustCompile(`^v\d+\.\d+\.\d+$`)
 
 // Validate checks values; source names where they came from.
@@ -219,106 +210,6 @@ func (c *Config) Validate(source string) error {
 		errs.ErrorFormat = listFormat
 	}
 	return errs.ErrorOrNil()
-}
-
-// field describes one key for inventory overrides.
-type field struct {
-	key string
-	set func(c *Config, v any) error
-}
-
-func fields() []field {
-	str := func(key string, dst func(*Config) *string) field {
-		return field{key, func(c *Config, v any) error {
-			s, ok := v.(string)
-			if !ok {
-				return fmt.Errorf("%s must be a string, got %v", key, v)
-			}
-			*dst(c) = s
-			return nil
-		}}
-	}
-	num := func(key string, dst func(*Config) *int) field {
-		return field{key, func(c *Config, v any) error {
-			n, err := toInt(v)
-			if err != nil {
-				return fmt.Errorf("%s must be a whole number, got %v", key, v)
-			}
-			*dst(c) = n
-			return nil
-		}}
-	}
-	return []field{
-		{"loadbalancer_apiserver", func(c *Config, v any) error {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return fmt.Errorf("loadbalancer_apiserver must be a dict like {'address': '10.0.0.10', 'port': 6443}")
-			}
-			for k, x := range m {
-				switch k {
-				case "address":
-					s, ok := x.(string)
-					if !ok {
-						return fmt.Errorf("loadbalancer_apiserver.address must be a string")
-					}
-					c.LoadBalancerAPIServer.Address = s
-				case "port":
-					n, err := toInt(x)
-					if err != nil {
-						return fmt.Errorf("loadbalancer_apiserver.port must be a whole number")
-					}
-					c.LoadBalancerAPIServer.Port = n
-				default:
-					return fmt.Errorf("loadbalancer_apiserver has no key %q (address, port)", k)
-				}
-			}
-			return nil
-		}},
-		str("loadbalancer_apiserver_mode", func(c *Config) *string { return &c.LoadBalancerMode }),
-		num("keepalived_virtual_router_id", func(c *Config) *int { return &c.KeepalivedRouterID }),
-		str("apiserver_loadbalancer_domain_name", func(c *Config) *string { return &c.APIServerLoadBalancerDomainName }),
-		num("kube_apiserver_port", func(c *Config) *int { return &c.APIServerPort }),
-		str("kube_version", func(c *Config) *string { return &c.KubeVersion }),
-		str("etcd_version", func(c *Config) *string { return &c.EtcdVersion }),
-		str("container_manager", func(c *Config) *string { return &c.ContainerManager }),
-		str("kube_pods_subnet", func(c *Config) *string { return &c.KubePodsSubnet }),
-		str("kube_service_addresses", func(c *Config) *string { return &c.KubeServiceAddresses }),
-		str("dns_domain", func(c *Config) *string { return &c.DNSDomain }),
-		str("kube_network_plugin", func(c *Config) *string { return &c.KubeNetworkPlugin }),
-		str("cluster_name", func(c *Config) *string { return &c.ClusterName }),
-		str("flannel_version", func(c *Config) *string { return &c.FlannelVersion }),
-	}
-}
-
-func toInt(v any) (int, error) {
-	switch x := v.(type) {
-	case int64:
-		return int(x), nil
-	case int:
-		return x, nil
-	case string:
-		return strconv.Atoi(x)
-	}
-	return 0, fmt.Errorf("not a number")
-}
-
-// ApplyOverrides sets keys given as Ansible variables (the inventory's all vars), which win
-// over common.yaml as -e / group vars would. Unrelated variables are ignored.
-func (c *Config) ApplyOverrides(vars map[string]any, source string) error {
-	var errs *multierror.Error
-	for _, f := range fields() {
-		v, ok := vars[f.key]
-		if !ok {
-			continue
-		}
-		if err := f.set(c, v); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("%s: %w", source, err))
-		}
-	}
-	if err := errs.ErrorOrNil(); err != nil {
-		return err
-	}
-	return c.Validate(source)
 }
 
 // Mode returns the load balancer mode, filling in the default: external when an address is
