@@ -1,15 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kinstall/kinstall/internal/certs"
-	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/roles/controlplane"
 )
 
 func newCertsCmd(g *globalOptions) *cobra.Command {
@@ -36,8 +33,8 @@ and prints them with their expiry. Exit 1 when one expires within --warn.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			list, err := certs.Collect(cmd.Context(), poolHosts{s}, s.hostsOrLimit(s.cluster.RoleHosts()))
+			defer s.Close()
+			list, err := s.CertsCheck(cmd.Context())
 			n := certs.Print(cmd.OutOrStdout(), list, time.Now(), warn)
 			if err != nil {
 				return err
@@ -68,16 +65,8 @@ their own client certificates.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			if len(s.cluster.Masters) == 0 {
-				return errors.New("no masters in the inventory")
-			}
-			cp, err := controlplane.New(s.cluster, f.stateDir, nil)
-			if err != nil {
-				return err
-			}
-			phase := runner.Phase{Name: "certs-renew", Hosts: s.cluster.Masters, Tasks: cp.RenewTasks(), Serial: 1, Critical: true}
-			return runPhases(cmd, s, []runner.Phase{phase})
+			defer s.Close()
+			return s.CertsRenew(cmd.Context())
 		},
 	}
 	f.register(cmd, false)

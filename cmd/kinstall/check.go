@@ -15,6 +15,7 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/pki"
+	"github.com/kinstall/kinstall/internal/state"
 )
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
@@ -30,7 +31,7 @@ warnings and notes. It exits non-zero when the cluster cannot be installed as wr
   kinstall check -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cluster.Load(g.inventory, g.config)
+			c, err := loadCluster(g)
 			if err != nil {
 				return err
 			}
@@ -51,28 +52,28 @@ warnings and notes. It exits non-zero when the cluster cannot be installed as wr
 				return errors.New("the topology has errors (see above)")
 			}
 			if output != "json" {
-				return printCertExpiry(cmd.OutOrStdout(), stateDir)
+				return printCertExpiry(cmd.OutOrStdout(), state.Dir(stateDir))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.Flags().BoolVar(&noProbe, "no-probe", false, "do not try to reach an external load balancer from this machine")
-	cmd.Flags().StringVar(&stateDir, "state-dir", ".kinstall", "state directory whose certificates' expiry is reported")
+	cmd.Flags().StringVar(&stateDir, "state-dir", state.DefaultDir.String(), "state directory whose certificates' expiry is reported")
 	return cmd
 }
 
 // printCertExpiry lists the certificates kinstall keeps in the state directory, soonest expiry
 // first; an expired one is an error, one expiring within 30 days a warning.
-func printCertExpiry(w io.Writer, stateDir string) error {
-	certs, err := pki.Scan(filepath.Join(stateDir, "pki"), time.Now())
+func printCertExpiry(w io.Writer, stateDir state.Dir) error {
+	certs, err := pki.Scan(stateDir.PKI(), time.Now())
 	if err != nil {
 		return err
 	}
 	if len(certs) == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "\ncertificates in %s:\n", filepath.Join(stateDir, "pki"))
+	fmt.Fprintf(w, "\ncertificates in %s:\n", stateDir.PKI())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FILE\tSUBJECT\tEXPIRES\tIN")
 	var expired []string
@@ -86,7 +87,7 @@ func printCertExpiry(w io.Writer, stateDir string) error {
 		case c.ExpiresIn < pki.RenewBefore:
 			state += " (WARNING: renewed by the next install)"
 		}
-		rel, _ := filepath.Rel(stateDir, c.File)
+		rel, _ := filepath.Rel(stateDir.String(), c.File)
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", rel, c.Subject, c.NotAfter.Format("2006-01-02"), state)
 	}
 	_ = tw.Flush()

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kinstall/kinstall/internal/playbook"
 	"github.com/spf13/cobra"
-
-	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/roles/etcd"
 )
 
 func newEtcdCmd(g *globalOptions) *cobra.Command {
@@ -27,24 +25,6 @@ cluster runs while another member is unhealthy.`,
 	return cmd
 }
 
-// etcdRole opens a session and prepares the etcd role.
-func etcdRole(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, *etcd.Role, error) {
-	s, err := openSession(cmd, g, f)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(s.cluster.Etcd) == 0 {
-		s.close()
-		return nil, nil, fmt.Errorf("%s has no [etcd] hosts", s.cluster.InventoryFile)
-	}
-	r, err := etcd.New(s.cluster, etcd.Options{StateDir: f.stateDir, Artifacts: s.sources})
-	if err != nil {
-		s.close()
-		return nil, nil, err
-	}
-	return s, r, nil
-}
-
 func newEtcdStatusCmd(g *globalOptions) *cobra.Command {
 	f := &runFlags{}
 	cmd := &cobra.Command{
@@ -52,17 +32,16 @@ func newEtcdStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Members, leader, versions, db size, health and quorum; exits 2 when quorum is lost",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, r, err := etcdRole(cmd, g, f)
+			s, err := openSession(cmd, g, f)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			st := r.Client().Status(cmd.Context())
-			etcd.PrintStatus(cmd.OutOrStdout(), st)
-			if !st.HasQuorum() {
-				return exitError{code: 2, err: errors.New("etcd has no quorum")}
+			defer s.Close()
+			err = s.EtcdStatus(cmd.Context(), cmd.OutOrStdout())
+			if errors.Is(err, playbook.ErrNoQuorum) {
+				return exitError{code: 2, err: err}
 			}
-			return nil
+			return err
 		},
 	}
 	f.register(cmd, false)
@@ -76,13 +55,13 @@ func newEtcdBackupCmd(g *globalOptions) *cobra.Command {
 		Short: "Save a snapshot of etcd to the state directory on the taskbox (0600)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, r, err := etcdRole(cmd, g, f)
+			s, err := openSession(cmd, g, f)
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			start := time.Now()
-			path, err := r.Snapshot(cmd.Context(), "")
+			path, err := s.EtcdBackup(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -107,26 +86,17 @@ starts them together and waits until the cluster is healthy. Writes made after t
 lost, which is why it asks for --yes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if snapshot == "" {
-				return errors.New("--snapshot FILE is required (kinstall etcd backup makes one)")
-			}
-			s, r, err := etcdRole(cmd, g, f)
+			s, err := openSession(cmd, g, f)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			phases, err := r.PlanRestore(snapshot)
-			if err != nil {
-				return err
-			}
-			if !yes && !f.dryRun {
-				return fmt.Errorf("restore replaces the data of every etcd member (%d) with %s: re-run with --yes", len(s.cluster.Etcd), snapshot)
-			}
-			return runPhases(cmd, s, phases)
+			defer s.Close()
+			return s.EtcdRestore(cmd.Context(), snapshot, yes)
 		},
 	}
 	f.register(cmd, false)
 	cmd.Flags().StringVar(&snapshot, "snapshot", "", "snapshot file on the taskbox")
+	cmd.Flags().BoolVar(&f.dryRun, "check", false, "dry run: show the restore's steps, change nothing")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do it without asking")
 	return cmd
 }
@@ -143,30 +113,12 @@ host and its data deleted. To remove a member whose host is dead (to replace it)
 Take the host out of the [etcd] group afterwards, or the next install adds it back.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, r, err := etcdRole(cmd, g, f)
+			s, err := openSession(cmd, g, f)
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			name := args[0]
-			m, err := r.CheckRemove(cmd.Context(), name, dead)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if f.dryRun {
-				fmt.Fprintf(out, "DRY RUN: would remove etcd member %s (%x), then stop etcd and delete its data on %s\n", name, m.ID, name)
-				return nil
-			}
-			if err := r.RemoveMember(cmd.Context(), name, m); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "removed etcd member %s (%x)\n", name, m.ID)
-			if !m.Healthy {
-				fmt.Fprintf(out, "NOTE: %s was down; clean it (or reinstall it) before it comes back: its old data is refused by the cluster\n", name)
-				return nil
-			}
-			return runPhases(cmd, s, []runner.Phase{etcd.CleanPhase(s.cluster.Host(name))})
+			defer s.Close()
+			return s.EtcdRemove(cmd.Context(), args[0], dead)
 		},
 	}
 	f.register(cmd, false)
@@ -174,21 +126,3 @@ Take the host out of the [etcd] group afterwards, or the next install adds it ba
 	cmd.Flags().BoolVar(&f.dryRun, "check", false, "dry run: say what would be done")
 	return cmd
 }
-
-// runPhases runs phases in a session and prints the recap.
-func runPhases(cmd *cobra.Command, s *session, phases []runner.Phase) error {
-	err := s.runner.Run(cmd.Context(), phases)
-	out := cmd.OutOrStdout()
-	fmt.Fprintln(out)
-	runner.PrintRecap(out, s.runner.Recap())
-	fmt.Fprintf(out, "logs: %s\n", s.runDir)
-	return err
-}
-
-// exitError carries a specific exit code.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
-
-	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/internal/transport"
 )
 
 func newExecCmd(g *globalOptions) *cobra.Command {
@@ -31,30 +26,15 @@ connections install uses, and prints each host's output grouped under its name. 
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			var mu sync.Mutex
-			outputs := map[string]string{}
-			task := runner.Task{Name: "exec", Apply: func(ctx context.Context, h *runner.Host) error {
-				res, err := h.Conn.Run(ctx, transport.Cmd{Command: strings.Join(args, " "), Sudo: become})
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				outputs[h.Name] = fmt.Sprintf("rc=%d\n%s%s", res.ExitCode, res.Stdout, res.Stderr)
-				mu.Unlock()
-				if res.ExitCode != 0 {
-					return fmt.Errorf("exit code %d", res.ExitCode)
-				}
-				return nil
-			}}
-			runErr := s.runner.Run(cmd.Context(), []runner.Phase{{Name: "exec", Hosts: s.cluster.Hosts, Tasks: []runner.Task{task}}})
+			defer s.Close()
+			outputs, runErr := s.Exec(cmd.Context(), strings.Join(args, " "), become)
 			names := make([]string, 0, len(outputs))
 			for n := range outputs {
 				names = append(names, n)
 			}
 			sort.Strings(names)
 			for _, n := range names {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s | %s\n", n, strings.TrimRight(outputs[n], "\n"))
+				fmt.Fprintf(cmd.OutOrStdout(), "%s | %s\n", n, outputs[n])
 			}
 			return runErr
 		},

@@ -1,14 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kinstall/kinstall/internal/plan"
-	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/roles"
+	"github.com/kinstall/kinstall/internal/playbook"
 )
 
 func newInstallCmd(g *globalOptions) *cobra.Command {
@@ -37,62 +35,41 @@ func runInstall(cmd *cobra.Command, g *globalOptions, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	if report := s.cluster.Check(); len(report.Errors) > 0 {
-		report.Print(cmd.ErrOrStderr())
-		return fmt.Errorf("the cluster definition has errors: fix them before installing (see 'kinstall check')")
+	defer s.Close()
+	err = s.Install(cmd.Context(), f.only, f.skip)
+	var invalid *playbook.ErrInvalid
+	if errors.As(err, &invalid) {
+		invalid.Report.Print(cmd.ErrOrStderr())
 	}
-	phases, missing, err := buildPhases(s.env(), plan.Install(s.cluster), f)
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	if len(missing) > 0 {
-		fmt.Fprintf(out, "NOTE: not implemented yet, skipped: %s\n", strings.Join(missing, ", "))
-	}
-	if f.dryRun {
-		fmt.Fprintln(out, "DRY RUN: nothing will be changed")
-	}
-	runErr := s.runner.Run(cmd.Context(), phases)
-	fmt.Fprintln(out)
-	runner.PrintRecap(out, s.runner.Recap())
-	fmt.Fprintf(out, "logs: %s\n", s.runDir)
-	if len(missing) > 0 {
-		fmt.Fprintf(out, "NOTE: these phases are not implemented yet and did not run: %s\n", strings.Join(missing, ", "))
-	}
-	return runErr
+	return err
 }
 
-// buildPhases pairs each selected plan phase with the tasks of the role that implements it.
-func buildPhases(env *roles.Env, pl []plan.Phase, f *runFlags) ([]runner.Phase, []string, error) {
-	c := env.Cluster
-	names := make([]string, len(pl))
-	for i, p := range pl {
-		names[i] = p.Name
+func newPlanCmd(g *globalOptions) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show the ordered install phases and the hosts each runs on, touching nothing",
+		Example: `  kinstall plan -i conf/hosts.ini -c conf/common.yaml
+  kinstall plan --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadCluster(g)
+			if err != nil {
+				return err
+			}
+			rows := playbook.Rows(playbook.Install(c))
+			if output == "json" {
+				b, err := playbook.PlanJSON(rows)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return nil
+			}
+			playbook.PrintPlan(cmd.OutOrStdout(), rows)
+			return nil
+		},
 	}
-	selected, err := selectPhases(names, f.only, f.skip)
-	if err != nil {
-		return nil, nil, err
-	}
-	var phases []runner.Phase
-	var missing []string
-	for _, p := range pl {
-		if !selected[p.Name] {
-			continue
-		}
-		tasks, ok, err := roles.Tasks(p.Name, env)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", p.Name, err)
-		}
-		if !ok {
-			missing = append(missing, p.Name)
-			continue
-		}
-		rp := runner.Phase{Name: p.Name, Tasks: tasks, Serial: p.Serial, Critical: p.Critical, Lockstep: p.Lockstep}
-		for _, name := range p.Hosts {
-			rp.Hosts = append(rp.Hosts, c.Host(name))
-		}
-		phases = append(phases, rp)
-	}
-	return phases, missing, nil
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
 }

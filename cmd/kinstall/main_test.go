@@ -52,20 +52,3 @@ func TestCLI(t *testing.T) {
 		}
 	}
 }
-
-func TestSelectPhases(t *testing.T) {
-	names := []string{"preflight", "etcd", "control-plane/init", "control-plane/join", "workers"}
-	sel, err := selectPhases(names, []string{"control-plane"}, []string{"control-plane/join"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, n := range names {
-		if sel[n] {
-			got = append(got, n)
-		}
-	}
-	if strings.Join(got, ",") != "control-plane/init" {
-		t.Errorf("selected %v", got)
-	}
-}

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/kinstall/kinstall/internal/playbook"
 	"github.com/spf13/cobra"
-
-	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/roles/preflight"
 )
 
 func newPingCmd(g *globalOptions) *cobra.Command {
@@ -27,9 +25,9 @@ and prints what each host is. Run it first on a new inventory.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			runErr := s.runner.Run(cmd.Context(), []runner.Phase{{Name: "ping", Hosts: s.cluster.Hosts, Tasks: preflight.GatherFacts()}})
-			printFacts(cmd, s)
+			defer s.Close()
+			facts, runErr := s.Ping(cmd.Context())
+			printFacts(cmd, facts)
 			return runErr
 		},
 	}
@@ -37,26 +35,15 @@ and prints what each host is. Run it first on a new inventory.`,
 	return cmd
 }
 
-func printFacts(cmd *cobra.Command, s *session) {
+func printFacts(cmd *cobra.Command, facts []playbook.HostFacts) {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tADDRESS\tUSER\tROOT\tOS\tARCH\tCPUS\tMEM MiB\tSKEW s")
-	for _, ch := range s.cluster.Hosts {
-		addr := ch.Target.Address
-		if ch.Target.Local {
-			addr = "local"
-		}
-		h := s.runner.Host(ch.Name)
-		if h == nil {
-			fmt.Fprintf(tw, "%s\t%s\tUNREACHABLE\t\t\t\t\t\t\n", ch.Name, addr)
+	for _, f := range facts {
+		if !f.Reached {
+			fmt.Fprintf(tw, "%s\t%s\tUNREACHABLE\t\t\t\t\t\t\n", f.Name, f.Address)
 			continue
 		}
-		fc := h.Facts()
-		root := fc[preflight.FactSudo]
-		if root == "" {
-			root = "NO"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.Name, addr, fc[preflight.FactUser], root,
-			fc[preflight.FactOS], fc[preflight.FactArch], fc[preflight.FactCPUs], fc[preflight.FactMemMiB], fc[preflight.FactSkew])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Address, f.User, f.Root, f.OS, f.Arch, f.CPUs, f.MemMiB, f.Skew)
 	}
 	_ = tw.Flush()
 }

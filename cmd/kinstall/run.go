@@ -1,20 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/playbook"
 	"github.com/kinstall/kinstall/internal/runner"
-	"github.com/kinstall/kinstall/internal/transport"
-	"github.com/kinstall/kinstall/roles"
+	"github.com/kinstall/kinstall/internal/state"
 )
 
 // runFlags are the flags of every command that works on hosts.
@@ -48,112 +48,46 @@ func (f *runFlags) register(cmd *cobra.Command, withPhases bool) {
 	}
 }
 
-// session is what a command that works on hosts needs: the cluster, connections and a runner.
-type session struct {
-	cluster *cluster.Cluster
-	pool    *transport.Pool
-	runner  *runner.Runner
-	runDir  string
-	flags   *runFlags
-	sources *artifacts.Source
+// loadCluster reads the inventory and common.yaml.
+func loadCluster(g *globalOptions) (*cluster.Cluster, error) {
+	return cluster.Load(g.inventory, g.config)
 }
 
-// env is what roles need from this session.
-func (s *session) env() *roles.Env {
-	return &roles.Env{Cluster: s.cluster, StateDir: s.flags.stateDir, Artifacts: s.sources}
-}
-
-func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*session, error) {
-	c, err := cluster.Load(g.inventory, g.config)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := resolveLimit(c, f.limit)
-	if err != nil {
-		return nil, err
-	}
-	pool := transport.NewPool(transport.Options{
-		KnownHostsFile:    f.knownHosts,
-		AcceptNewHostKeys: f.acceptNewKeys,
-		ConnectTimeout:    f.connectTimeout,
-		CommandTimeout:    f.commandTimeout,
-	})
-	runDir := filepath.Join(f.stateDir, "runs", time.Now().Format("20060102-150405.000"))
+// openSession opens the playbook session of a command that works on hosts.
+func openSession(cmd *cobra.Command, g *globalOptions, f *runFlags) (*playbook.Session, error) {
 	var rep runner.Reporter = runner.NewLineReporter(cmd.OutOrStdout(), g.verbose)
 	if out, ok := cmd.OutOrStdout().(*os.File); ok && term.IsTerminal(int(out.Fd())) && !g.verbose {
 		rep = runner.NewBarReporter(out)
 	}
-	ro := runner.Options{Forks: f.forks, DryRun: f.dryRun, Limit: limit, RunDir: runDir, Report: rep}
+	o := playbook.Options{
+		Inventory: g.inventory, Config: g.config, State: state.Dir(f.stateDir), ArtifactsDir: f.artifactsDir,
+		Forks: f.forks, Limit: f.limit, DryRun: f.dryRun,
+		KnownHostsFile: f.knownHosts, AcceptNewHostKeys: f.acceptNewKeys,
+		ConnectTimeout: f.connectTimeout, CommandTimeout: f.commandTimeout,
+		Report: rep, Out: cmd.OutOrStdout(),
+	}
 	if g.verbose {
-		ro.Commands = cmd.OutOrStdout()
+		o.Commands = cmd.OutOrStdout()
 	}
-	r := runner.New(pool, ro)
-	src := &artifacts.Source{BundleDir: f.artifactsDir}
-	return &session{cluster: c, pool: pool, runner: r, runDir: runDir, flags: f, sources: src}, nil
+	return playbook.Open(o)
 }
 
-func (s *session) close() {
-	_ = s.runner.Close()
-	s.pool.CloseAll()
+// confirm asks on the command's input and wants "yes".
+func confirm(cmd *cobra.Command) playbook.Confirm {
+	return func(what string) bool {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s Type yes to go on: ", what)
+		line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return false
+		}
+		return strings.TrimSpace(line) == "yes"
+	}
 }
 
-// resolveLimit turns --limit host and group names into host names.
-func resolveLimit(c *cluster.Cluster, limit []string) ([]string, error) {
-	var names []string
-	for _, l := range limit {
-		if h := c.Host(l); h != nil {
-			names = append(names, h.Name)
-			continue
-		}
-		group := c.GroupHosts(l)
-		if group == nil {
-			return nil, fmt.Errorf("--limit %s: no such host or group in %s", l, c.InventoryFile)
-		}
-		names = append(names, group...)
-	}
-	return names, nil
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	err  error
 }
 
-// selectPhases applies --only and --skip; names are paths, so "control-plane" means
-// "control-plane/init" and "control-plane/join" too.
-func selectPhases(names []string, only, skip []string) (map[string]bool, error) {
-	known := map[string]bool{}
-	for _, n := range names {
-		known[n] = true
-	}
-	matches := func(name, sel string) bool { return name == sel || strings.HasPrefix(name, sel+"/") }
-	for _, sel := range append(append([]string{}, only...), skip...) {
-		found := false
-		for _, n := range names {
-			found = found || matches(n, sel)
-		}
-		if !found {
-			return nil, fmt.Errorf("no phase %q (phases: %s)", sel, strings.Join(names, ", "))
-		}
-	}
-	out := map[string]bool{}
-	for _, n := range names {
-		run := len(only) == 0
-		for _, sel := range only {
-			run = run || matches(n, sel)
-		}
-		for _, sel := range skip {
-			run = run && !matches(n, sel)
-		}
-		out[n] = run
-	}
-	return out, nil
-}
-
-// hostsOrLimit returns the --limit hosts, or all when there is no --limit.
-func (s *session) hostsOrLimit(all []*cluster.Host) []*cluster.Host {
-	if len(s.flags.limit) == 0 {
-		return all
-	}
-	names, _ := resolveLimit(s.cluster, s.flags.limit)
-	var out []*cluster.Host
-	for _, n := range names {
-		out = append(out, s.cluster.Host(n))
-	}
-	return out
-}
+func (e exitError) Error() string { return e.err.Error() }

@@ -1,24 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/kube"
-	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/internal/state"
 	"github.com/kinstall/kinstall/internal/verify"
-	"github.com/kinstall/kinstall/roles/etcd"
 )
-
-// ProbeImage is the bundle's test image, imported on every node.
-const ProbeImage = "kinstall.local/probe:v1"
 
 func newVerifyCmd(g *globalOptions) *cobra.Command {
 	f := &runFlags{}
@@ -44,8 +35,8 @@ to run when the cluster cannot tolerate losing a master.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
-			v, err := newVerifier(s, f.stateDir)
+			defer s.Close()
+			v, err := s.Verifier()
 			if err != nil {
 				return err
 			}
@@ -68,9 +59,7 @@ to run when the cluster cannot tolerate losing a master.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "\nThis stops %s (%s) for about a minute. Type yes to go on: ", victim.Name, why)
-				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
-				if strings.TrimSpace(line) != "yes" {
+				if !confirm(cmd)(fmt.Sprintf("\nThis stops %s (%s) for about a minute.", victim.Name, why)) {
 					return errors.New("verify --ha: not confirmed, nothing was changed")
 				}
 			}
@@ -80,7 +69,7 @@ to run when the cluster cannot tolerate losing a master.`,
 				return err
 			}
 			fmt.Fprintln(out)
-			res.Print(out, verify.EndpointLabel(s.cluster))
+			res.Print(out, verify.EndpointLabel(s.Cluster))
 			if !res.OK() {
 				return exitError{code: 1, err: errors.New("verify --ha: the cluster did not prove HA")}
 			}
@@ -93,51 +82,8 @@ to run when the cluster cannot tolerate losing a master.`,
 	return cmd
 }
 
-func newVerifier(s *session, stateDir string) (*verify.Verifier, error) {
-	path, err := kube.ExistingAdminKubeconfig(stateDir, s.cluster)
-	if err != nil {
-		return nil, err
-	}
-	api, err := kube.NewClientFromKubeconfig(path)
-	if err != nil {
-		return nil, err
-	}
-	var health verify.EtcdHealth = func(context.Context) (int, int, bool) { return 0, 0, false }
-	if len(s.cluster.Etcd) > 0 {
-		r, err := etcd.New(s.cluster, etcd.Options{StateDir: stateDir, Artifacts: s.sources})
-		if err != nil {
-			return nil, err
-		}
-		health = func(ctx context.Context) (int, int, bool) {
-			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			st := r.Client().Status(ctx)
-			return st.Healthy, st.Voters, st.HasQuorum()
-		}
-	}
-	return &verify.Verifier{Cluster: s.cluster, API: api, Hosts: poolHosts{s}, Etcd: health, Image: ProbeImage}, nil
-}
-
-// poolHosts runs verify's commands over the session's connections, as root.
-type poolHosts struct{ s *session }
-
-func (p poolHosts) Run(ctx context.Context, h *cluster.Host, command string) (string, error) {
-	conn, err := p.s.pool.Get(ctx, h.Target)
-	if err != nil {
-		return "", err
-	}
-	res, err := conn.Run(ctx, transport.Cmd{Command: command, Sudo: true})
-	if err != nil {
-		return "", err
-	}
-	if res.ExitCode != 0 {
-		return string(res.Stdout), fmt.Errorf("%s: %q exited %d: %s", h.Name, transport.FirstLine(command), res.ExitCode, strings.TrimSpace(string(res.Stderr)))
-	}
-	return string(res.Stdout), nil
-}
-
 func newKubeconfigCmd(g *globalOptions) *cobra.Command {
-	f := &runFlags{}
+	var stateDir string
 	cmd := &cobra.Command{
 		Use:   "kubeconfig",
 		Short: "Print the path of the admin kubeconfig on the taskbox (written at install, 0600)",
@@ -145,11 +91,11 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
   kubectl get nodes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cluster.Load(g.inventory, g.config)
+			c, err := loadCluster(g)
 			if err != nil {
 				return err
 			}
-			path, err := kube.ExistingAdminKubeconfig(f.stateDir, c)
+			path, err := kube.ExistingAdminKubeconfig(state.Dir(stateDir), c)
 			if err != nil {
 				return err
 			}
@@ -157,6 +103,6 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd, false) // --state-dir (holds the cluster's CA); the host flags are accepted and unused
+	cmd.Flags().StringVar(&stateDir, "state-dir", state.DefaultDir.String(), "the state directory the cluster was installed with (holds its CA)")
 	return cmd
 }

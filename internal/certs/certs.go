@@ -17,12 +17,8 @@ import (
 	"time"
 
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/runner"
 )
-
-// Hosts runs a command as root on a host.
-type Hosts interface {
-	Run(ctx context.Context, h *cluster.Host, command string) (string, error)
-}
 
 // Cert is one certificate found on a host.
 type Cert struct {
@@ -47,7 +43,7 @@ for f in /etc/kubernetes/*.conf; do
 done; true`
 
 // Collect reads the certificates of every host at once.
-func Collect(ctx context.Context, hosts Hosts, list []*cluster.Host) ([]Cert, error) {
+func Collect(ctx context.Context, hosts runner.Hosts, list []*cluster.Host) ([]Cert, error) {
 	var mu sync.Mutex
 	var out []Cert
 	var errs []string
@@ -56,7 +52,7 @@ func Collect(ctx context.Context, hosts Hosts, list []*cluster.Host) ([]Cert, er
 		wg.Add(1)
 		go func(h *cluster.Host) {
 			defer wg.Done()
-			text, err := hosts.Run(ctx, h, script)
+			text, err := hosts.Sudo(ctx, h, script)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

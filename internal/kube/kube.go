@@ -20,6 +20,7 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/pki"
+	"github.com/kinstall/kinstall/internal/state"
 )
 
 // Paths on the hosts.
@@ -35,17 +36,10 @@ const (
 	ImagesStatusDir = "/var/lib/kinstall/images" // sha256 of each image archive imported
 )
 
-// CADir is where the taskbox keeps the cluster's CA (ca.crt, ca.key) and the client pairs
-// kinstall issues from it.
-func CADir(stateDir string) string { return filepath.Join(stateDir, "pki", "kubernetes") }
-
-// AdminKubeconfigPath is the taskbox's admin kubeconfig.
-func AdminKubeconfigPath(stateDir string) string { return filepath.Join(stateDir, "admin.conf") }
-
 // LoadCA returns the cluster CA, creating it on first use. kubeadm uses an existing
 // /etc/kubernetes/pki/ca.{crt,key} instead of making its own.
-func LoadCA(stateDir string) (*pki.CA, error) {
-	return pki.LoadOrCreateCA(CADir(stateDir), "kubernetes")
+func LoadCA(st state.Dir) (*pki.CA, error) {
+	return pki.LoadOrCreateCA(st.KubernetesPKI(), "kubernetes")
 }
 
 // CAHash is the --discovery-token-ca-cert-hash of a CA: sha256 of its public key info.
@@ -114,8 +108,8 @@ func ClientKubeconfig(ca *pki.CA, clusterName, server, name, commonName string, 
 }
 
 // WriteAdminKubeconfig writes the taskbox's admin kubeconfig (0600) and returns its path.
-func WriteAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
-	ca, err := LoadCA(stateDir)
+func WriteAdminKubeconfig(st state.Dir, c *cluster.Cluster) (string, error) {
+	ca, err := LoadCA(st)
 	if err != nil {
 		return "", err
 	}
@@ -123,7 +117,7 @@ func WriteAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := AdminKubeconfigPath(stateDir)
+	p := st.AdminKubeconfig()
 	if old, err := os.ReadFile(p); err == nil && string(old) == string(data) {
 		return p, nil
 	}
@@ -136,11 +130,11 @@ func WriteAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
 
 // ExistingAdminKubeconfig (re)writes the admin kubeconfig of an installed cluster: it refuses
 // when the state directory has no cluster CA (a new one would match no cluster).
-func ExistingAdminKubeconfig(stateDir string, c *cluster.Cluster) (string, error) {
-	if _, err := os.Stat(filepath.Join(CADir(stateDir), "ca.crt")); err != nil {
-		return "", fmt.Errorf("no cluster CA in %s: install the cluster first, or pass the --state-dir it was installed with", CADir(stateDir))
+func ExistingAdminKubeconfig(st state.Dir, c *cluster.Cluster) (string, error) {
+	if _, err := os.Stat(filepath.Join(st.KubernetesPKI(), "ca.crt")); err != nil {
+		return "", fmt.Errorf("no cluster CA in %s: install the cluster first, or pass the --state-dir it was installed with", st.KubernetesPKI())
 	}
-	return WriteAdminKubeconfig(stateDir, c)
+	return WriteAdminKubeconfig(st, c)
 }
 
 const tokenChars = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
+	"github.com/kinstall/kinstall/internal/state"
 )
 
 func TestSecretsFormat(t *testing.T) {
@@ -30,7 +31,7 @@ func TestSecretsFormat(t *testing.T) {
 }
 
 func TestAdminKubeconfig(t *testing.T) {
-	dir := t.TempDir()
+	dir := state.Dir(t.TempDir())
 	cfg := config.Default()
 	cfg.LoadBalancerAPIServer.Address = "10.0.0.100"
 	cfg.LoadBalancerMode = config.LBVIP
@@ -43,7 +44,7 @@ func TestAdminKubeconfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(p)
-	if st.Mode().Perm() != 0o600 || p != filepath.Join(dir, "admin.conf") {
+	if st.Mode().Perm() != 0o600 || p != filepath.Join(dir.String(), "admin.conf") {
 		t.Errorf("%s mode %o", p, st.Mode().Perm())
 	}
 	cl, err := NewClientFromKubeconfig(p)

@@ -42,6 +42,8 @@ type Runner struct {
 	recap  map[string]*HostRecap
 	logs   map[string]*hostLog
 	errors *multierror.Error
+
+	execSlots chan struct{} // bounds Sudo calls to --forks
 }
 
 // New returns a Runner. Close it to close the per-host logs (connections belong to the Dialer).
@@ -53,7 +55,7 @@ func New(d Dialer, o Options) *Runner {
 		o.Report = NewLineReporter(io.Discard, false)
 	}
 	return &Runner{opts: o, dialer: d, hosts: map[string]*Host{}, down: map[string]error{},
-		recap: map[string]*HostRecap{}, logs: map[string]*hostLog{}}
+		recap: map[string]*HostRecap{}, logs: map[string]*hostLog{}, execSlots: make(chan struct{}, o.Forks)}
 }
 
 // TaskError is a task that failed on a host.
@@ -281,7 +283,17 @@ func (r *Runner) host(ctx context.Context, ch *cluster.Host) (*Host, error) {
 		return h, nil
 	}
 	r.mu.Unlock()
+	return r.connect(ctx, ch)
+}
 
+// connect returns the run's connection to a host, opening it (and its log) on first use.
+func (r *Runner) connect(ctx context.Context, ch *cluster.Host) (*Host, error) {
+	r.mu.Lock()
+	if h, ok := r.hosts[ch.Name]; ok {
+		r.mu.Unlock()
+		return h, nil
+	}
+	r.mu.Unlock()
 	log, err := r.openLog(ch)
 	if err != nil {
 		return nil, err
@@ -402,4 +414,31 @@ func (r *Runner) Host(name string) *Host {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hosts[name]
+}
+
+// Hosts runs one command on a cluster host as root, outside any phase: what verify and certs
+// read from the hosts. *Runner implements it, so those commands go through the run's
+// connections, logs, -v, secret masking and --forks like every task's.
+type Hosts interface {
+	Sudo(ctx context.Context, h *cluster.Host, command string) (string, error)
+}
+
+// Sudo runs command as root on h through the run's logged connection, at most --forks at once
+// across the run's callers; a non-zero exit is a *CommandError.
+func (r *Runner) Sudo(ctx context.Context, ch *cluster.Host, command string) (string, error) {
+	select {
+	case r.execSlots <- struct{}{}:
+		defer func() { <-r.execSlots }()
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	h, err := r.connect(ctx, ch)
+	if err != nil {
+		return "", err
+	}
+	out, err := h.Sudo(ctx, command)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", ch.Name, err)
+	}
+	return out, nil
 }

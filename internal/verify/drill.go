@@ -95,7 +95,7 @@ func (d *Drill) Victim(ctx context.Context) (*cluster.Host, string, error) {
 func (d *Drill) vipHolder(ctx context.Context) *cluster.Host {
 	vip := d.Cluster.Config.LoadBalancerAPIServer.Address
 	for _, m := range d.Cluster.Masters {
-		out, err := d.Hosts.Run(ctx, m, "ip -o addr show")
+		out, err := d.Hosts.Sudo(ctx, m, "ip -o addr show")
 		if err == nil && strings.Contains(out, " "+vip+"/") {
 			return m
 		}
@@ -121,7 +121,7 @@ func (d *Drill) Align(ctx context.Context, victim *cluster.Host) error {
 		}
 	}
 	for _, m := range others {
-		if _, err := d.Hosts.Run(ctx, m, "systemctl stop keepalived"); err != nil {
+		if _, err := d.Hosts.Sudo(ctx, m, "systemctl stop keepalived"); err != nil {
 			return err
 		}
 	}
@@ -132,7 +132,7 @@ func (d *Drill) Align(ctx context.Context, victim *cluster.Host) error {
 		}
 	}
 	for _, m := range others {
-		if _, err := d.Hosts.Run(ctx, m, "systemctl start keepalived"); err != nil {
+		if _, err := d.Hosts.Sudo(ctx, m, "systemctl start keepalived"); err != nil {
 			return err
 		}
 	}
@@ -198,14 +198,14 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 	time.Sleep(time.Second) // a baseline of good probes
 	d.logf("stopping %s (%s)", victim.Name, why)
 	stopped := time.Now()
-	if _, err := d.Hosts.Run(ctx, victim, StopCommand); err != nil {
+	if _, err := d.Hosts.Sudo(ctx, victim, StopCommand); err != nil {
 		stopProbe()
 		wg.Wait()
 		return res, fmt.Errorf("stop %s: %w", victim.Name, err)
 	}
 	defer func() {
 		if res.Recovered == 0 && res.RecoverErr == nil {
-			_, _ = d.Hosts.Run(context.Background(), victim, StartCommand)
+			_, _ = d.Hosts.Sudo(context.Background(), victim, StartCommand)
 		}
 	}()
 	// Leases: wait until every lease the victim held has moved (lease duration 15 s + retries).
@@ -238,7 +238,7 @@ func (d *Drill) Drill(ctx context.Context) (*DrillResult, error) {
 
 	d.logf("starting %s again", victim.Name)
 	start = time.Now()
-	if _, err := d.Hosts.Run(ctx, victim, StartCommand); err != nil {
+	if _, err := d.Hosts.Sudo(ctx, victim, StartCommand); err != nil {
 		res.RecoverErr = err
 		return res, nil
 	}

@@ -15,12 +15,8 @@ import (
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/kube"
+	"github.com/kinstall/kinstall/internal/runner"
 )
-
-// Hosts runs a command as root on a host.
-type Hosts interface {
-	Run(ctx context.Context, h *cluster.Host, command string) (string, error)
-}
 
 // EtcdHealth reports etcd's quorum: healthy voters, members, and whether writes can proceed.
 type EtcdHealth func(ctx context.Context) (healthy, members int, quorum bool)
@@ -29,7 +25,7 @@ type EtcdHealth func(ctx context.Context) (healthy, members int, quorum bool)
 type Verifier struct {
 	Cluster *cluster.Cluster
 	API     *kube.Client
-	Hosts   Hosts
+	Hosts   runner.Hosts
 	Etcd    EtcdHealth
 	Image   string // the probe image (imported on every node)
 	Timeout time.Duration
@@ -243,7 +239,7 @@ func (v *Verifier) endpointFromNodes(ctx context.Context) (string, error) {
 	done := make(chan int, len(nodes))
 	for i, h := range nodes {
 		go func(i int, h *cluster.Host) {
-			out, err := v.Hosts.Run(ctx, h, "curl -sk --max-time 5 https://"+kube.Endpoint(v.Cluster)+"/readyz")
+			out, err := v.Hosts.Sudo(ctx, h, "curl -sk --max-time 5 https://"+kube.Endpoint(v.Cluster)+"/readyz")
 			if err != nil || strings.TrimSpace(out) != "ok" {
 				errs[i] = fmt.Sprintf("%s: %v %s", h.Name, err, strings.TrimSpace(out))
 			}

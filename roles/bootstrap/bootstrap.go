@@ -3,12 +3,13 @@
 package bootstrap
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
 	"strings"
-	"text/template"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
@@ -18,19 +19,26 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 const (
-	hostsFile   = "/etc/hosts"
-	sysctlFile  = "/etc/sysctl.d/99-kinstall.conf"
-	blockBegin  = "# BEGIN kinstall managed hosts"
-	blockEnd    = "# END kinstall managed hosts"
+	HostsFile   = "/etc/hosts"
+	SysctlFile  = "/etc/sysctl.d/99-kinstall.conf"
+	BlockBegin  = "# BEGIN kinstall managed hosts"
+	BlockEnd    = "# END kinstall managed hosts"
 	kernelMods  = "overlay br_netfilter"
-	modulesFile = "/etc/modules-load.d/kinstall.conf"
+	ModulesFile = "/etc/modules-load.d/kinstall.conf"
 )
 
+// Role is the OS bootstrap of every host.
+type Role struct{ c *cluster.Cluster }
+
+// New prepares the role.
+func New(e *role.Env) (*Role, error) { return &Role{c: e.Cluster}, nil }
+
 // Tasks returns bootstrap's tasks.
-func Tasks(c *cluster.Cluster) []runner.Task {
+func (r *Role) Tasks() []runner.Task {
+	c := r.c
 	return []runner.Task{
 		{Name: "hostname", Check: checkHostname, Apply: setHostname},
 		{Name: "/etc/hosts", Check: func(ctx context.Context, h *runner.Host) (string, error) {
@@ -38,7 +46,7 @@ func Tasks(c *cluster.Cluster) []runner.Task {
 		}, Apply: func(ctx context.Context, h *runner.Host) error { return writeHosts(ctx, h, c) }},
 		runner.Shell("swap off", `[ -z "$(swapon --noheadings --show 2>/dev/null)" ]`,
 			`swapoff -a && sed -ri '/\sswap\s/s/^([^#])/#\1/' /etc/fstab`),
-		runner.EnsureFile("kernel modules at boot", modulesFile, 0o644, "", func(*runner.Host) ([]byte, error) {
+		runner.EnsureFile("kernel modules at boot", ModulesFile, 0o644, "", func(*runner.Host) ([]byte, error) {
 			return []byte(strings.ReplaceAll(kernelMods, " ", "\n") + "\n"), nil
 		}),
 		// Modules built into the kernel, or hosts without loadable modules (containers), are fine
@@ -46,11 +54,11 @@ func Tasks(c *cluster.Cluster) []runner.Task {
 		runner.Shell("kernel modules loaded",
 			`for m in `+kernelMods+`; do [ -d /sys/module/$m ] || [ ! -d /lib/modules/$(uname -r) ] || exit 1; done`,
 			`for m in `+kernelMods+`; do [ -d /sys/module/$m ] || modprobe $m; done`),
-		runner.EnsureFile("sysctl file", sysctlFile, 0o644, "", func(*runner.Host) ([]byte, error) {
-			return render("sysctl.conf.tmpl", nil)
+		runner.EnsureFile("sysctl file", SysctlFile, 0o644, "", func(*runner.Host) ([]byte, error) {
+			return templates.Render("sysctl.conf.tmpl", nil)
 		}),
 		// Keys the kernel doesn't offer here (bridge sysctls without br_netfilter) are skipped.
-		runner.Shell("sysctls applied", sysctlsApplied, "sysctl -e -q -p "+sysctlFile),
+		runner.Shell("sysctls applied", sysctlsApplied, "sysctl -e -q -p "+SysctlFile),
 	}
 }
 
@@ -61,7 +69,7 @@ const sysctlsApplied = `while IFS='=' read -r k v; do
   f=/proc/sys/$(echo "$k" | tr . /)
   [ -e "$f" ] || continue
   [ "$(cat "$f")" = "$v" ] || exit 1
-done < ` + sysctlFile
+done < ` + SysctlFile
 
 func checkHostname(ctx context.Context, h *runner.Host) (string, error) {
 	out, err := h.Sudo(ctx, "hostname")
@@ -83,8 +91,8 @@ func setHostname(ctx context.Context, h *runner.Host) error {
 // hostsBlock is the managed part of /etc/hosts: every cluster host and the API load balancer name.
 func hostsBlock(h *runner.Host, c *cluster.Cluster) ([]byte, error) {
 	lbAddr := c.LoadBalancerAddressFor(h.Host)
-	return render("hosts-block.tmpl", map[string]any{
-		"Begin": blockBegin, "End": blockEnd, "Hosts": c.Hosts,
+	return templates.Render("hosts-block.tmpl", map[string]any{
+		"Begin": BlockBegin, "End": BlockEnd, "Hosts": c.Hosts,
 		"LBAddress": lbAddr, "LBName": c.Config.APIServerLoadBalancerDomainName,
 	})
 }
@@ -92,10 +100,10 @@ func hostsBlock(h *runner.Host, c *cluster.Cluster) ([]byte, error) {
 // mergeHostsFile replaces the managed block in an /etc/hosts, or appends it.
 func mergeHostsFile(current string, block []byte) string {
 	b := strings.TrimRight(string(block), "\n") + "\n"
-	start := strings.Index(current, blockBegin)
-	end := strings.Index(current, blockEnd)
+	start := strings.Index(current, BlockBegin)
+	end := strings.Index(current, BlockEnd)
 	if start >= 0 && end > start {
-		rest := current[end+len(blockEnd):]
+		rest := current[end+len(BlockEnd):]
 		rest = strings.TrimPrefix(rest, "\n")
 		return current[:start] + b + rest
 	}
@@ -106,7 +114,7 @@ func mergeHostsFile(current string, block []byte) string {
 }
 
 func wantedHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) (string, string, error) {
-	cur, err := h.Sudo(ctx, "cat "+hostsFile)
+	cur, err := h.Sudo(ctx, "cat "+HostsFile)
 	if err != nil {
 		return "", "", err
 	}
@@ -125,7 +133,7 @@ func checkHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) (string
 	if cur == want {
 		return "", nil
 	}
-	return "update managed block in " + hostsFile, nil
+	return "update managed block in " + HostsFile, nil
 }
 
 func writeHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) error {
@@ -133,16 +141,8 @@ func writeHosts(ctx context.Context, h *runner.Host, c *cluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.Conn.WriteFile(ctx, []byte(want), fileSpec(hostsFile))
+	_, err = h.Conn.WriteFile(ctx, []byte(want), fileSpec(HostsFile))
 	return err
-}
-
-func render(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		return nil, fmt.Errorf("template %s: %w", name, err)
-	}
-	return b.Bytes(), nil
 }
 
 func fileSpec(path string) transport.FileSpec {

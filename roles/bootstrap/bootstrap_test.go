@@ -24,7 +24,7 @@ func TestHostsBlockGolden(t *testing.T) {
 	if string(got) != string(want) {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
-	sysctl, _ := render("sysctl.conf.tmpl", nil)
+	sysctl, _ := templates.Render("sysctl.conf.tmpl", nil)
 	wantSysctl, _ := os.ReadFile("testdata/sysctl.conf.golden")
 	if os.Getenv("UPDATE_GOLDEN") != "" {
 		os.WriteFile("testdata/sysctl.conf.golden", sysctl, 0o644)
@@ -34,11 +34,11 @@ func TestHostsBlockGolden(t *testing.T) {
 }
 
 func TestMergeHostsFile(t *testing.T) {
-	block := []byte(blockBegin + "\n1.1.1.1 a\n" + blockEnd + "\n")
+	block := []byte(BlockBegin + "\n1.1.1.1 a\n" + BlockEnd + "\n")
 	tests := []struct{ name, in, want string }{
 		{"append", "127.0.0.1 localhost\n", "127.0.0.1 localhost\n" + string(block)},
 		{"append without final newline", "127.0.0.1 localhost", "127.0.0.1 localhost\n" + string(block)},
-		{"replace old block, keep the rest", "x\n" + blockBegin + "\n9.9.9.9 old\n" + blockEnd + "\ny\n", "x\n" + string(block) + "y\n"},
+		{"replace old block, keep the rest", "x\n" + BlockBegin + "\n9.9.9.9 old\n" + BlockEnd + "\ny\n", "x\n" + string(block) + "y\n"},
 		{"idempotent", "x\n" + string(block), "x\n" + string(block)},
 	}
 	for _, tt := range tests {

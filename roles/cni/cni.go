@@ -5,14 +5,16 @@
 package cni
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
 	"net"
+	"path"
 	"strings"
-	"text/template"
 	"time"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
@@ -20,14 +22,14 @@ import (
 	"github.com/kinstall/kinstall/internal/pki"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/internal/stage"
 	"github.com/kinstall/kinstall/roles/kubelet"
-	"github.com/kinstall/kinstall/roles/stage"
 )
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 // Paths on the nodes.
 const (
@@ -36,7 +38,16 @@ const (
 	NetConf    = "/etc/kube-flannel/net-conf.json"
 	SubnetEnv  = "/run/flannel/subnet.env"
 	Conflist   = "/etc/cni/net.d/10-kinstall.conflist"
+	StateDir   = "/var/lib/cni" // the CNI plugins' IP allocations
 )
+
+// Installed is what the cni phase puts on a node, for reset (flannel.conf is under
+// /etc/kubernetes, which goes with the kubelet's files).
+var Installed = []string{Conflist, StateDir, path.Dir(SubnetEnv), path.Dir(NetConf), UnitFile,
+	kube.BinDir + "/flanneld", stage.Root + "/flannel-*"}
+
+// Interfaces are the links flannel and the bridge plugin create.
+var Interfaces = []string{"cni0", "flannel.1"}
 
 // Facts from flannel's subnet.env.
 const (
@@ -52,20 +63,12 @@ type Role struct {
 }
 
 // New returns the role; the flannel client certificate is issued from the cluster CA.
-func New(c *cluster.Cluster, stateDir string, src *artifacts.Source) (*Role, error) {
-	ca, err := kube.LoadCA(stateDir)
+func New(e *role.Env) (*Role, error) {
+	ca, err := kube.LoadCA(e.State)
 	if err != nil {
 		return nil, err
 	}
-	return &Role{c: c, ca: ca, src: src}, nil
-}
-
-func render(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return &Role{c: e.Cluster, ca: ca, src: e.Source()}, nil
 }
 
 func (r *Role) first(h *runner.Host) bool {
@@ -83,15 +86,15 @@ func (r *Role) Tasks() []runner.Task {
 			return kube.ClientKubeconfig(r.ca, cfg.ClusterName, "https://"+kube.Endpoint(r.c), "flannel", "kinstall:flannel", nil)
 		}),
 		runner.EnsureFile("flannel net-conf.json", NetConf, 0o644, "", func(*runner.Host) ([]byte, error) {
-			return render("net-conf.json.tmpl", map[string]string{"PodSubnet": cfg.KubePodsSubnet})
+			return templates.Render("net-conf.json.tmpl", map[string]string{"PodSubnet": cfg.KubePodsSubnet})
 		}),
 		runner.EnsureFile("flanneld unit", UnitFile, 0o644, "", func(h *runner.Host) ([]byte, error) {
-			return render("flanneld.service.tmpl", map[string]string{"Name": h.Name, "IP": h.IP, "BinDir": kube.BinDir, "Kubeconfig": Kubeconfig, "NetConf": NetConf})
+			return templates.Render("flanneld.service.tmpl", map[string]string{"Name": h.Name, "IP": h.IP, "BinDir": kube.BinDir, "Kubeconfig": Kubeconfig, "NetConf": NetConf})
 		}),
 		{Name: "flanneld running", Check: checkRunning, Apply: startOrRestart},
 		{Name: "node subnet", Check: waitSubnet},
 		runner.EnsureFile("CNI config", Conflist, 0o644, "", func(h *runner.Host) ([]byte, error) {
-			return render("10-kinstall.conflist.tmpl", map[string]string{"Subnet": h.Fact(factSubnet), "MTU": h.Fact(factMTU)})
+			return templates.Render("10-kinstall.conflist.tmpl", map[string]string{"Subnet": h.Fact(factSubnet), "MTU": h.Fact(factMTU)})
 		}),
 		{Name: "CoreDNS configuration", When: r.first, Check: r.checkCorefile, Apply: r.applyCorefile},
 	}
@@ -110,7 +113,7 @@ func (r *Role) checkRBAC(ctx context.Context, h *runner.Host) (string, error) {
 }
 
 func (r *Role) applyRBAC(ctx context.Context, h *runner.Host) error {
-	m, err := render("rbac.yaml.tmpl", nil)
+	m, err := templates.Render("rbac.yaml.tmpl", nil)
 	if err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func parseSubnet(h *runner.Host, env string) bool {
 
 // Corefile renders CoreDNS's configuration for the cluster, forwarding to nameservers.
 func (r *Role) Corefile(nameservers []string) ([]byte, error) {
-	return render("Corefile.tmpl", map[string]string{"DNSDomain": r.c.Config.DNSDomain, "Forward": strings.Join(nameservers, " ")})
+	return templates.Render("Corefile.tmpl", map[string]string{"DNSDomain": r.c.Config.DNSDomain, "Forward": strings.Join(nameservers, " ")})
 }
 
 func (r *Role) wantCorefile(ctx context.Context, h *runner.Host) ([]byte, error) {

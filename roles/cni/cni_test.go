@@ -1,8 +1,9 @@
 package cni
 
 import (
-	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"testing"
+
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
@@ -24,7 +25,7 @@ func TestRenderedFilesGolden(t *testing.T) {
 	if !parseSubnet(h, "FLANNEL_NETWORK=10.233.64.0/18\nFLANNEL_SUBNET=10.233.65.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n") {
 		t.Fatal("subnet.env not parsed")
 	}
-	conf, err := render("10-kinstall.conflist.tmpl", map[string]string{"Subnet": h.Fact(factSubnet), "MTU": h.Fact(factMTU)})
+	conf, err := templates.Render("10-kinstall.conflist.tmpl", map[string]string{"Subnet": h.Fact(factSubnet), "MTU": h.Fact(factMTU)})
 	if err != nil {
 		t.Fatal(err)
 	}

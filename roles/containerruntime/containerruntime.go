@@ -5,25 +5,26 @@
 package containerruntime
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
 	"sort"
 	"strings"
-	"text/template"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
-	"github.com/kinstall/kinstall/roles/packages"
+	"github.com/kinstall/kinstall/roles/internal/packages"
 )
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 // Paths and defaults.
 const (
@@ -31,7 +32,13 @@ const (
 	CertsDir     = "/etc/containerd/certs.d"
 	SandboxImage = "registry.k8s.io/pause:3.10.1"
 	DebianCNIDir = "/usr/lib/cni" // containernetworking-plugins on Debian
+	Socket       = "/run/containerd/containerd.sock"
+	DataDir      = "/var/lib/containerd"
+	RunDir       = "/run/containerd"
 )
+
+// Installed is what the role writes and what containerd keeps, for reset; the packages stay.
+var Installed = []string{ConfigFile, CertsDir, DataDir + "/*", RunDir}
 
 // Packages the role installs (Debian names): the runtime and what kubelet and kube-proxy need.
 var Packages = []string{"containerd", "runc", "containernetworking-plugins", "conntrack", "socat", "iptables"}
@@ -77,7 +84,7 @@ func SettingsFor(h *runner.Host) Settings {
 }
 
 // Render renders config.toml.
-func Render(s Settings) ([]byte, error) { return render("config.toml.tmpl", s) }
+func Render(s Settings) ([]byte, error) { return templates.Render("config.toml.tmpl", s) }
 
 // HostsTOML renders the mirrors file of one registry.
 func HostsTOML(registry string, mirrors []string) ([]byte, error) {
@@ -85,15 +92,7 @@ func HostsTOML(registry string, mirrors []string) ([]byte, error) {
 	if registry == "docker.io" {
 		server = "https://registry-1.docker.io"
 	}
-	return render("hosts.toml.tmpl", map[string]any{"Registry": registry, "Server": server, "Mirrors": mirrors})
-}
-
-func render(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return templates.Render("hosts.toml.tmpl", map[string]any{"Registry": registry, "Server": server, "Mirrors": mirrors})
 }
 
 // factsScript prints key=value lines in one round trip. CAP_SYS_RESOURCE is bit 24 of the
@@ -121,8 +120,18 @@ func Facts(ctx context.Context, h *runner.Host) (string, error) {
 	return "", nil
 }
 
+// Role is containerd on the Kubernetes nodes.
+type Role struct {
+	c   *cluster.Cluster
+	src *artifacts.Source
+}
+
+// New prepares the role.
+func New(e *role.Env) (*Role, error) { return &Role{c: e.Cluster, src: e.Source()}, nil }
+
 // Tasks returns the role's tasks for the Kubernetes nodes.
-func Tasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+func (r *Role) Tasks() []runner.Task {
+	c, src := r.c, r.src
 	tasks := []runner.Task{
 		{Name: "facts", Check: Facts},
 		packages.Task(src, false, Packages...),
@@ -192,7 +201,8 @@ func checkAnswers(ctx context.Context, h *runner.Host) (string, error) {
 
 // UpgradeTasks bring containerd, runc and the CNI plugins to the newest packages (bundle or
 // mirror) on one host and restart containerd (its shims keep the containers running).
-func UpgradeTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
+func (r *Role) UpgradeTasks() []runner.Task {
+	src := r.src
 	return []runner.Task{
 		{Name: "facts", Check: Facts},
 		packages.Task(src, true, Packages...),

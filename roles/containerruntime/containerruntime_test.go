@@ -1,8 +1,9 @@
 package containerruntime
 
 import (
-	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"testing"
+
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"

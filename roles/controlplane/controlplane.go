@@ -7,14 +7,15 @@
 package controlplane
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
 	"net"
 	"sort"
-	"text/template"
 	"time"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
@@ -30,7 +31,7 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 // Paths on the masters.
 const (
@@ -68,21 +69,39 @@ type Role struct {
 	Join             *JoinSecrets
 }
 
-// New prepares the role from the state directory (the cluster CA, the etcd client pair).
-func New(c *cluster.Cluster, stateDir string, join *JoinSecrets) (*Role, error) {
-	ca, err := kube.LoadCA(stateDir)
+// New prepares the role from the state directory (the cluster CA, the etcd client pair). The
+// run's join secrets are shared through the Env by every phase that joins nodes.
+func New(e *role.Env) (*Role, error) {
+	c := e.Cluster
+	ca, err := kube.LoadCA(e.State)
 	if err != nil {
 		return nil, err
 	}
-	eca, ecert, ekey, err := etcd.APIServerClient(stateDir)
+	eca, ecert, ekey, err := etcd.APIServerClient(e.State)
 	if err != nil {
 		return nil, err
 	}
-	if join == nil {
-		join = NewJoinSecrets(c)
-	}
+	join := e.Shared("controlplane/join-secrets", func() any { return NewJoinSecrets(c) }).(*JoinSecrets)
 	return &Role{c: c, ca: ca, etcdCA: eca, etcdCert: ecert, etcdKey: ekey, Join: join}, nil
 }
+
+// Init is the control-plane/init phase: kubeadm init on the first master.
+type Init struct{ *Role }
+
+// NewInit prepares the first master's phase.
+func NewInit(e *role.Env) (*Init, error) { r, err := New(e); return &Init{r}, err }
+
+// Tasks are the first master's.
+func (i *Init) Tasks() []runner.Task { return i.InitTasks() }
+
+// Join is the control-plane/join phase: the other masters, one at a time.
+type Join struct{ *Role }
+
+// NewJoin prepares the other masters' phase.
+func NewJoin(e *role.Env) (*Join, error) { r, err := New(e); return &Join{r}, err }
+
+// Tasks are the other masters'.
+func (j *Join) Tasks() []runner.Task { return j.JoinTasks() }
 
 // BindsNodeIP: in vip mode HAProxy holds VIP:port on every master; when that is the API's own
 // port the API must bind only the node's IP (a per-node kubeadm patch: apiServer.extraArgs is
@@ -138,11 +157,7 @@ func (r *Role) Config(h *runner.Host, init, secrets bool, token, certKey string)
 	if h.Fact(containerruntime.FactCgroupV2) == "yes" {
 		d.CgroupDriver, d.CgroupWhy = "systemd", "cgroup v2 host: systemd, as containerd's runc is configured"
 	}
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, "kubeadm.yaml.tmpl", d); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return templates.Render("kubeadm.yaml.tmpl", d)
 }
 
 // ignorePreflight lists the kubeadm preflight checks that are wrong for this layout or host.

@@ -1,15 +1,18 @@
 package controlplane
 
 import (
-	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
+	"github.com/kinstall/kinstall/internal/state"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/inventory"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/roles/containerruntime"
+	"github.com/kinstall/kinstall/roles/role"
 )
 
 const inventoryINI = `[all]
@@ -60,7 +63,7 @@ func TestKubeadmConfigGolden(t *testing.T) {
 	}
 	for mode, yaml := range modes {
 		c := testCluster(t, yaml)
-		r, err := New(c, t.TempDir(), nil)
+		r, err := New(&role.Env{Cluster: c, State: state.Dir(t.TempDir())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +98,7 @@ func TestKubeadmConfigGolden(t *testing.T) {
 
 func TestCertSANsAndPreflight(t *testing.T) {
 	c := testCluster(t, "loadbalancer_apiserver: {address: 10.0.0.100, port: 6443}\nloadbalancer_apiserver_mode: vip\n")
-	r, err := New(c, t.TempDir(), nil)
+	r, err := New(&role.Env{Cluster: c, State: state.Dir(t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +117,7 @@ func TestCertSANsAndPreflight(t *testing.T) {
 		t.Errorf("ignored preflight checks: %s", got)
 	}
 	ext := testCluster(t, "loadbalancer_apiserver: {address: 10.0.0.253, port: 6443}\n")
-	re, _ := New(ext, t.TempDir(), nil)
+	re, _ := New(&role.Env{Cluster: ext, State: state.Dir(t.TempDir())})
 	if re.BindsNodeIP() {
 		t.Errorf("external LB: the API binds every address")
 	}

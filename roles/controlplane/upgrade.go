@@ -12,8 +12,9 @@ import (
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
 	"github.com/kinstall/kinstall/roles/containerruntime"
+	"github.com/kinstall/kinstall/roles/internal/stage"
 	"github.com/kinstall/kinstall/roles/kubelet"
-	"github.com/kinstall/kinstall/roles/stage"
+	"github.com/kinstall/kinstall/roles/role"
 )
 
 // Upgrade is a Kubernetes upgrade to one version: images and binaries staged on every node
@@ -38,7 +39,8 @@ func NewUpgrade(c *cluster.Cluster, src *artifacts.Source, version string, drain
 
 // PrepareTasks stage and import the target's binaries and images on a node.
 func (u *Upgrade) PrepareTasks() []runner.Task {
-	return kubelet.New(u.c, u.src).PrepareTasks()
+	r, _ := kubelet.New(&role.Env{Cluster: u.c, Artifacts: u.src}) // never fails
+	return r.PrepareTasks()
 }
 
 // MasterTasks upgrade one master; the next starts only once this one's control-plane pods are

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kinstall/kinstall/internal/version"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kinstall/kinstall/internal/version"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
@@ -17,9 +18,6 @@ import (
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
 )
-
-// BackupDir is where snapshots are kept on the taskbox.
-func BackupDir(stateDir string) string { return filepath.Join(stateDir, "backups") }
 
 // Snapshot saves a snapshot of the keyspace from a healthy member (the leader when it is
 // healthy) to a 0600 file under the state directory and returns its path.
@@ -39,7 +37,7 @@ func (r *Role) Snapshot(ctx context.Context, label string) (string, error) {
 	if from == nil {
 		return "", fmt.Errorf("etcd snapshot: no healthy member")
 	}
-	dir := BackupDir(r.opts.StateDir)
+	dir := r.opts.State.Backups()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}

@@ -5,7 +5,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -14,11 +13,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -28,14 +28,15 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/pki"
 	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/state"
 	"github.com/kinstall/kinstall/internal/transport"
-	"github.com/kinstall/kinstall/roles/stage"
+	"github.com/kinstall/kinstall/roles/internal/stage"
 )
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 // Paths on the hosts.
 const (
@@ -61,7 +62,7 @@ const (
 
 // Options are what the role needs besides the cluster.
 type Options struct {
-	StateDir  string            // the taskbox's state directory (PKI under pki/etcd)
+	State     state.Dir         // the taskbox's state directory (PKI under pki/etcd)
 	Artifacts *artifacts.Source // where binaries come from
 	Version   string            // etcd version to install; default: common.yaml's etcd_version
 	// Upgrade allows replacing a running member's binary (one member at a time); install refuses.
@@ -86,19 +87,20 @@ type Role struct {
 	anyActive bool            // some [etcd] host runs etcd
 }
 
-// PKIDir is where the etcd CA and certificates are kept on the taskbox.
-func PKIDir(stateDir string) string { return filepath.Join(stateDir, "pki", "etcd") }
-
 // New prepares the role: the CA and every member's certificates (issued on the taskbox, reused
 // on re-runs) and a client for health checks.
-func New(c *cluster.Cluster, o Options) (*Role, error) {
+func New(e *role.Env) (*Role, error) {
+	return open(e.Cluster, Options{State: e.State, Artifacts: e.Source()})
+}
+
+func open(c *cluster.Cluster, o Options) (*Role, error) {
 	if o.Version == "" {
 		o.Version = c.Config.EtcdVersion
 	}
 	if o.Artifacts == nil {
 		o.Artifacts = &artifacts.Source{}
 	}
-	ca, err := pki.LoadOrCreateCA(PKIDir(o.StateDir), "kinstall-etcd-ca")
+	ca, err := pki.LoadOrCreateCA(o.State.EtcdPKI(), "kinstall-etcd-ca")
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +130,8 @@ var apiServerClientRequest = pki.Request{CommonName: "kube-apiserver-etcd-client
 
 // APIServerClient returns the etcd CA and the client pair kube-apiserver uses (PEM), from the
 // state directory (issued when absent).
-func APIServerClient(stateDir string) (caPEM, certPEM, keyPEM []byte, err error) {
-	ca, err := pki.LoadOrCreateCA(PKIDir(stateDir), "kinstall-etcd-ca")
+func APIServerClient(st state.Dir) (caPEM, certPEM, keyPEM []byte, err error) {
+	ca, err := pki.LoadOrCreateCA(st.EtcdPKI(), "kinstall-etcd-ca")
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -167,14 +169,6 @@ func containsIP(ips []net.IP, ip net.IP) bool {
 	return false
 }
 
-func render(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
 // envData is the data of etcd.env.tmpl.
 type envData struct {
 	Name, DataDir, ClientURL, PeerURL, CertDir, BootstrapFile string
@@ -183,18 +177,18 @@ type envData struct {
 
 // Env renders /etc/etcd.env for a member.
 func Env(h *cluster.Host) ([]byte, error) {
-	return render("etcd.env.tmpl", envData{Name: h.Name, DataDir: DataDir, ClientURL: ClientURL(h), PeerURL: PeerURL(h),
+	return templates.Render("etcd.env.tmpl", envData{Name: h.Name, DataDir: DataDir, ClientURL: ClientURL(h), PeerURL: PeerURL(h),
 		CertDir: CertDir, BootstrapFile: BootstrapFile, HeartbeatMS: HeartbeatMS, ElectionMS: ElectionMS, QuotaBytes: QuotaBytes})
 }
 
 // Unit renders the systemd unit.
 func Unit() ([]byte, error) {
-	return render("etcd.service.tmpl", map[string]string{"EnvFile": EnvFile, "BootstrapFile": BootstrapFile, "Binary": BinDir + "/etcd"})
+	return templates.Render("etcd.service.tmpl", map[string]string{"EnvFile": EnvFile, "BootstrapFile": BootstrapFile, "Binary": BinDir + "/etcd"})
 }
 
 // Bootstrap renders /etc/etcd/bootstrap.env.
 func Bootstrap(initialCluster, state, token string) ([]byte, error) {
-	return render("bootstrap.env.tmpl", map[string]string{"InitialCluster": initialCluster, "State": state, "Token": token})
+	return templates.Render("bootstrap.env.tmpl", map[string]string{"InitialCluster": initialCluster, "State": state, "Token": token})
 }
 
 // Token is the initial-cluster-token: distinct per cluster, so members of two clusters can
@@ -205,6 +199,19 @@ func stageDir(component, version, arch string) string { return stage.Dir(compone
 
 // Arch returns the host's Go arch, from preflight's facts or by asking.
 func Arch(ctx context.Context, h *runner.Host) (string, error) { return stage.Arch(ctx, h) }
+
+// Staging is the artifacts phase: etcd's binaries pushed to the members before the etcd phase.
+// (Kubernetes binaries and images are staged by the kubelet phase, flannel by the cni phase: a
+// phase run on its own, --only etcd, needs nothing of theirs.)
+type Staging struct{ task runner.Task }
+
+// NewStaging prepares the artifacts phase.
+func NewStaging(e *role.Env) (*Staging, error) {
+	return &Staging{task: StageTask(e.Source(), e.Cluster.Config.EtcdVersion)}, nil
+}
+
+// Tasks returns the staging task; it selects the etcd hosts itself.
+func (s *Staging) Tasks() []runner.Task { return []runner.Task{s.task} }
 
 // StageTask pushes the etcd binaries of version to the host's staging directory (hash-checked:
 // unchanged files are not sent again). The artifacts phase and upgrades run it.
@@ -357,7 +364,7 @@ func (r *Role) checkVersion(ctx context.Context, h *runner.Host) (string, error)
 	sum := sha256.Sum256(r.ca.CertPEM)
 	if hasData && f.caSHA256 != "" && f.caSHA256 != hex.EncodeToString(sum[:]) {
 		return "", fmt.Errorf("etcd on %s has data and trusts a different CA than %s: it was installed with another state directory. Run kinstall with that --state-dir (or copy its pki/etcd here); replacing the certificates would split the cluster",
-			h.Name, PKIDir(r.opts.StateDir))
+			h.Name, r.opts.State.EtcdPKI())
 	}
 	if active {
 		h.SetFact(factActive, "yes")

@@ -1,9 +1,10 @@
 package etcd
 
 import (
-	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"strings"
 	"testing"
+
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/transport"

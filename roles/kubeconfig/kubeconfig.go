@@ -11,12 +11,24 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/kube"
 	"github.com/kinstall/kinstall/internal/runner"
+	"github.com/kinstall/kinstall/internal/state"
 	"github.com/kinstall/kinstall/internal/verify"
+	"github.com/kinstall/kinstall/roles/role"
 )
 
+// Role is the taskbox's admin kubeconfig and the install's last wait.
+type Role struct {
+	c     *cluster.Cluster
+	state state.Dir
+}
+
+// New prepares the role.
+func New(e *role.Env) (*Role, error) { return &Role{c: e.Cluster, state: e.State}, nil }
+
 // Tasks run once (on the first master's slot of the run; they act on the taskbox).
-func Tasks(c *cluster.Cluster, stateDir string) []runner.Task {
-	path := kube.AdminKubeconfigPath(stateDir)
+func (r *Role) Tasks() []runner.Task {
+	c, stateDir := r.c, r.state
+	path := stateDir.AdminKubeconfig()
 	return []runner.Task{
 		{Name: "admin kubeconfig on the taskbox",
 			Check: func(context.Context, *runner.Host) (string, error) {

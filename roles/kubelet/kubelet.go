@@ -5,7 +5,6 @@ package kubelet
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -13,10 +12,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
-	"text/template"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
@@ -25,20 +27,28 @@ import (
 	"github.com/kinstall/kinstall/internal/transport"
 	"github.com/kinstall/kinstall/internal/version"
 	"github.com/kinstall/kinstall/roles/containerruntime"
-	"github.com/kinstall/kinstall/roles/stage"
+	"github.com/kinstall/kinstall/roles/internal/stage"
 )
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
+
+var binDir = map[string]string{"BinDir": kube.BinDir}
 
 // Paths on the nodes.
 const (
 	UnitFile   = "/etc/systemd/system/kubelet.service"
 	DropIn     = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 	ResolvConf = kube.KinstallDir + "/resolv.conf"
+	RootDir    = "/var/lib/kubelet"
 )
+
+// Installed is what the kubelet phase (and kubeadm through it) puts on a node, for reset.
+var Installed = []string{kube.ConfigDir, RootDir, UnitFile, path.Dir(DropIn),
+	kube.BinDir + "/kubeadm", kube.BinDir + "/kubelet", kube.BinDir + "/kubectl",
+	stage.Root + "/kubernetes-*", stage.Root + "/kube-images-*", kube.ImagesStatusDir}
 
 // Binaries are the Kubernetes node binaries kinstall installs.
 var Binaries = []string{"kubeadm", "kubelet", "kubectl"}
@@ -63,8 +73,8 @@ type Role struct {
 }
 
 // New returns the role.
-func New(c *cluster.Cluster, src *artifacts.Source) *Role {
-	return &Role{c: c, src: src, refs: map[string][]string{}}
+func New(e *role.Env) (*Role, error) {
+	return &Role{c: e.Cluster, src: e.Source(), refs: map[string][]string{}}, nil
 }
 
 // stageTasks push the binaries and image archives.
@@ -85,8 +95,8 @@ func (r *Role) Tasks() []runner.Task {
 		runner.Task{Name: "facts", Check: r.facts},
 		stage.InstallTask("kubernetes", v, Binaries, kube.BinDir, nil),
 		runner.Shell("/dev/kmsg", "[ -e /dev/kmsg ]", "mknod -m 600 /dev/kmsg c 1 11"),
-		runner.EnsureFile("kubelet unit", UnitFile, 0o644, "", func(*runner.Host) ([]byte, error) { return render("kubelet.service.tmpl") }),
-		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return render("10-kubeadm.conf.tmpl") }),
+		runner.EnsureFile("kubelet unit", UnitFile, 0o644, "", func(*runner.Host) ([]byte, error) { return templates.Render("kubelet.service.tmpl", binDir) }),
+		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return templates.Render("10-kubeadm.conf.tmpl", binDir) }),
 		runner.Task{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
 		runner.EnsureFile("resolv.conf for pods", ResolvConf, 0o644, "", r.resolvConf),
 		r.importTask("node images", NodeImages, nil),
@@ -124,12 +134,6 @@ func (r *Role) PrepareTasks() []runner.Task {
 		r.importTask("node images", NodeImages, nil),
 		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
 	)
-}
-
-func render(name string) ([]byte, error) {
-	var b bytes.Buffer
-	err := templates.ExecuteTemplate(&b, name, map[string]string{"BinDir": kube.BinDir})
-	return b.Bytes(), err
 }
 
 func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {

@@ -14,7 +14,6 @@
 package loadbalancer
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"fmt"
@@ -22,21 +21,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
+
+	"github.com/kinstall/kinstall/roles/internal/tmpl"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
-	"github.com/kinstall/kinstall/roles/packages"
+	"github.com/kinstall/kinstall/roles/internal/packages"
 )
 
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = tmpl.Must(templateFS)
 
 // Paths on the hosts.
 const (
@@ -44,6 +45,12 @@ const (
 	KeepalivedConfig = "/etc/keepalived/keepalived.conf"
 	SysctlFile       = "/etc/sysctl.d/99-kinstall-lb.conf"
 )
+
+// Installed is what the role writes, for reset; the packages stay.
+var Installed = []string{HAProxyConfig, KeepalivedConfig, SysctlFile}
+
+// Services are the role's services.
+var Services = []string{"keepalived", "haproxy"}
 
 // Facts learned by the facts task.
 const (
@@ -63,11 +70,8 @@ type Role struct {
 }
 
 // New returns the role.
-func New(c *cluster.Cluster, src *artifacts.Source) *Role {
-	if src == nil {
-		src = &artifacts.Source{}
-	}
-	return &Role{c: c, src: src}
+func New(e *role.Env) (*Role, error) {
+	return &Role{c: e.Cluster, src: e.Source()}, nil
 }
 
 // UpgradePhase is `kinstall upgrade --role loadbalancer`: the role's tasks with packages
@@ -157,7 +161,7 @@ func (r *Role) HAProxyConfig(h *cluster.Host) ([]byte, error) {
 	for _, m := range r.c.Masters {
 		data.Servers = append(data.Servers, server{Name: m.Name, Address: hostPort(m.IP, cfg.APIServerPort)})
 	}
-	return render("haproxy.cfg.tmpl", data)
+	return templates.Render("haproxy.cfg.tmpl", data)
 }
 
 // KeepalivedConfig renders keepalived.conf for a master whose ip sits on iface/prefix.
@@ -175,19 +179,11 @@ func (r *Role) KeepalivedConfig(h *cluster.Host, iface, prefix string) ([]byte, 
 		}
 		peers = append(peers, m.IP)
 	}
-	return render("keepalived.conf.tmpl", map[string]any{
+	return templates.Render("keepalived.conf.tmpl", map[string]any{
 		"Name": h.Name, "VIP": cfg.LoadBalancerAPIServer.Address, "Port": cfg.LoadBalancerAPIServer.Port,
 		"Interface": iface, "Prefix": prefix, "RouterID": cfg.VRRPRouterID(), "Priority": priority,
 		"IP": h.IP, "Peers": peers,
 	})
-}
-
-func render(name string, data any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, data); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
 }
 
 func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }

@@ -1,8 +1,10 @@
 package loadbalancer
 
 import (
-	goldenfile "github.com/kinstall/kinstall/internal/golden"
 	"testing"
+
+	goldenfile "github.com/kinstall/kinstall/internal/golden"
+	"github.com/kinstall/kinstall/roles/role"
 
 	"github.com/kinstall/kinstall/internal/cluster"
 )
@@ -15,7 +17,7 @@ func TestRenderedConfigsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := New(c, nil)
+	r, _ := New(&role.Env{Cluster: c})
 	m2 := c.Host("master2")
 	b, err := r.HAProxyConfig(m2)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/kinstall/kinstall/internal/cluster"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/transport"
+	"github.com/kinstall/kinstall/roles/role"
 )
 
 // Fact names recorded on each host.
@@ -49,8 +50,14 @@ echo "hostname=$(hostname)"
 echo "user=$(id -un)"
 echo "now=$(date +%s.%N)"`
 
+// Role is the checks before anything changes.
+type Role struct{ c *cluster.Cluster }
+
+// New prepares the role.
+func New(e *role.Env) (*Role, error) { return &Role{c: e.Cluster}, nil }
+
 // Tasks returns preflight's tasks.
-func Tasks(c *cluster.Cluster) []runner.Task {
+func (r *Role) Tasks() []runner.Task {
 	return []runner.Task{
 		{Name: "gather facts", Check: gatherFacts},
 		{Name: "become root", Check: checkSudo},

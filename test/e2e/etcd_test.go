@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/state"
 	"github.com/kinstall/kinstall/roles/etcd"
 )
 
@@ -90,7 +91,7 @@ func (l *etcdLab) client(t *testing.T) (*etcd.Client, *cluster.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkiDir := etcd.PKIDir(l.f.state)
+	pkiDir := state.Dir(l.f.state).EtcdPKI()
 	read := func(n string) []byte {
 		b, err := os.ReadFile(filepath.Join(pkiDir, n))
 		if err != nil {
@@ -190,7 +191,7 @@ func TestEtcdClusterSizes(t *testing.T) {
 			}
 			// The state directory holds the PKI privately.
 			for _, f := range []string{"ca.key", "admin.key", "member-node1.key"} {
-				if fi, err := os.Stat(filepath.Join(etcd.PKIDir(l.f.state), f)); err != nil || fi.Mode().Perm() != 0o600 {
+				if fi, err := os.Stat(filepath.Join(state.Dir(l.f.state).EtcdPKI(), f)); err != nil || fi.Mode().Perm() != 0o600 {
 					t.Errorf("%s: %v %v", f, fi, err)
 				}
 			}
