@@ -30,9 +30,29 @@ var versionsYAML []byte
 
 // Component is one entry of versions.yaml.
 type Component struct {
-	URL    string                       `yaml:"url"`
-	Files  []string                     `yaml:"files"`
-	SHA256 map[string]map[string]string `yaml:"sha256"` // version -> arch -> sha256 of the download
+	URL   string   `yaml:"url"`
+	Files []string `yaml:"files"`
+	// An archive (etcd, flannel): version -> arch -> sha256 of the download.
+	SHA256 map[string]map[string]string `yaml:"sha256"`
+	// Files downloaded one by one ({file} in URL: Kubernetes' binaries):
+	// version -> arch -> file -> sha256.
+	FileSHA256 map[string]map[string]map[string]string `yaml:"file_sha256"`
+}
+
+// perFile says the component's files are downloaded one by one.
+func (c Component) perFile() bool { return strings.Contains(c.URL, "{file}") }
+
+// Versions lists the pinned versions.
+func (c Component) Versions() []string {
+	var out []string
+	for v := range c.SHA256 {
+		out = append(out, v)
+	}
+	for v := range c.FileSHA256 {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Manifest is versions.yaml: component name -> pins.
@@ -61,6 +81,16 @@ type Source struct {
 	CacheDir  string // downloads and unpacked files; default ~/.cache/kinstall/artifacts
 	Manifest  Manifest
 	Client    *http.Client
+
+	// FilesRepo is a file mirror holding the upstream paths under its base (Kubespray's
+	// files_repo): https://dl.k8s.io/release/X is fetched from FilesRepo/dl.k8s.io/release/X.
+	FilesRepo string
+	// TrustMirrorSums takes each file's sha256 from the .sha256 file beside it on FilesRepo
+	// (or upstream) instead of the pins: the operator's choice for a mirror of their own builds.
+	TrustMirrorSums bool
+	// ExtraSums are sha256s the operator vouches for, by downloaded file name; they win over
+	// the pins.
+	ExtraSums map[string]string
 
 	mu   sync.Mutex
 	sets map[string]*Set
@@ -155,43 +185,50 @@ func bundleVersions(dir, component, arch string) []string {
 	return out
 }
 
-// download fetches the pinned archive once into the cache, verifies it and unpacks the files.
+// download fetches the component's files once into the cache, each verified against its
+// sha256 (pin, operator's sum or trusted mirror sum), and unpacks archives.
 func (s *Source) download(ctx context.Context, component, version, arch string) (*Set, error) {
 	comp, ok := s.manifest()[component]
 	if !ok {
 		return nil, fmt.Errorf("artifacts: unknown component %q", component)
 	}
-	want := comp.SHA256[version][arch]
-	if want == "" {
-		var known []string
-		for v := range comp.SHA256 {
-			known = append(known, v)
-		}
-		sort.Strings(known)
-		return nil, fmt.Errorf("artifacts: no pinned sha256 for %s %s linux/%s (pinned: %s); pick a pinned version or use --artifacts DIR with a bundle that has it",
-			component, version, arch, strings.Join(known, ", "))
+	if comp.URL == "" {
+		return nil, fmt.Errorf("artifacts: %s %s comes only from a bundle (--artifacts DIR or 'kinstall artifacts export')", component, version)
 	}
-	cache := s.CacheDir
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("artifacts: no cache directory: %w", err)
-		}
-		cache = filepath.Join(base, "kinstall", "artifacts")
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
-	}
-	url := strings.NewReplacer("{version}", version, "{arch}", arch).Replace(comp.URL)
-	archive := filepath.Join(cache, path.Base(url))
-	if got, err := fileSHA256(archive); err != nil || got != want {
-		if err := s.fetch(ctx, url, archive, want); err != nil {
-			return nil, err
-		}
+	cache, err := s.cacheDir()
+	if err != nil {
+		return nil, err
 	}
 	name := component + "-" + version + "-linux-" + arch
 	dir := filepath.Join(cache, name)
 	set := &Set{Component: component, Version: version, Arch: arch, Dir: dir, Files: map[string]string{}, SHA256: map[string]string{}}
+	if comp.perFile() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("artifacts: %w", err)
+		}
+		for _, f := range comp.Files {
+			url := s.URL(comp, version, arch, f)
+			want, err := s.wantSum(ctx, comp, component, version, arch, f, url)
+			if err != nil {
+				return nil, err
+			}
+			p := filepath.Join(dir, f)
+			if err := s.fetchOnce(ctx, url, p, want); err != nil {
+				return nil, err
+			}
+			set.Files[f], set.SHA256[f] = p, want.sum
+		}
+		return set, nil
+	}
+	url := s.URL(comp, version, arch, "")
+	want, err := s.wantSum(ctx, comp, component, version, arch, "", url)
+	if err != nil {
+		return nil, err
+	}
+	archive := filepath.Join(cache, path.Base(url))
+	if err := s.fetchOnce(ctx, url, archive, want); err != nil {
+		return nil, err
+	}
 	if err := unpack(archive, dir, comp.Files); err != nil {
 		return nil, fmt.Errorf("artifacts: unpack %s: %w", archive, err)
 	}
@@ -206,38 +243,133 @@ func (s *Source) download(ctx context.Context, component, version, arch string) 
 	return set, nil
 }
 
-func (s *Source) fetch(ctx context.Context, url, dest, want string) error {
+func (s *Source) cacheDir() (string, error) {
+	cache := s.CacheDir
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("artifacts: no cache directory: %w", err)
+		}
+		cache = filepath.Join(base, "kinstall", "artifacts")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", fmt.Errorf("artifacts: %w", err)
+	}
+	return cache, nil
+}
+
+// URL is where a component's file (or archive, file "") is fetched from: the upstream URL, or
+// its path under FilesRepo.
+func (s *Source) URL(comp Component, version, arch, file string) string {
+	u := strings.NewReplacer("{version}", version, "{arch}", arch, "{file}", file).Replace(comp.URL)
+	if s.FilesRepo == "" {
+		return u
+	}
+	rest := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	return strings.TrimRight(s.FilesRepo, "/") + "/" + rest
+}
+
+// sum is a wanted sha256 and who vouches for it (for messages).
+type sum struct{ sum, origin string }
+
+// wantSum finds the sha256 a download must have: the operator's files_sha256, else the
+// trusted .sha256 beside it, else kinstall's pin; none is a refusal that says what to do.
+func (s *Source) wantSum(ctx context.Context, comp Component, component, version, arch, file, url string) (sum, error) {
+	if v, ok := s.ExtraSums[path.Base(url)]; ok {
+		return sum{v, "files_sha256 in common.yaml"}, nil
+	}
+	if s.TrustMirrorSums {
+		v, err := s.fetchSum(ctx, url+".sha256")
+		if err != nil {
+			return sum{}, err
+		}
+		return sum{v, url + ".sha256 (files_checksums: mirror)"}, nil
+	}
+	pin := comp.SHA256[version][arch]
+	if file != "" {
+		pin = comp.FileSHA256[version][arch][file]
+	}
+	if pin != "" {
+		return sum{pin, "kinstall's pin"}, nil
+	}
+	what := component
+	if file != "" {
+		what = file
+	}
+	return sum{}, fmt.Errorf("artifacts: no pinned sha256 for %s %s linux/%s (pinned versions: %s): pick a pinned version, give the sha256 of %s in common.yaml files_sha256, trust your mirror's .sha256 files (files_checksums: mirror), or use --artifacts with a bundle that has it",
+		what, version, arch, strings.Join(comp.Versions(), ", "), path.Base(url))
+}
+
+// fetchSum reads a .sha256 file (the hash, optionally followed by a file name).
+func (s *Source) fetchSum(ctx context.Context, url string) (string, error) {
+	body, err := s.get(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, 4096))
+	if err != nil {
+		return "", fmt.Errorf("artifacts: download %s: %w", url, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f[0]) != 64 || strings.Trim(strings.ToLower(f[0]), "0123456789abcdef") != "" {
+		return "", fmt.Errorf("artifacts: %s does not hold a sha256", url)
+	}
+	return strings.ToLower(f[0]), nil
+}
+
+// fetchOnce downloads url to dest unless dest already has the wanted sha256.
+func (s *Source) fetchOnce(ctx context.Context, url, dest string, want sum) error {
+	if got, err := fileSHA256(dest); err == nil && got == want.sum {
+		return nil
+	}
+	return s.fetch(ctx, url, dest, want)
+}
+
+func (s *Source) get(ctx context.Context, url string) (io.ReadCloser, error) {
 	client := s.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("artifacts: %w", err)
+		return nil, fmt.Errorf("artifacts: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("artifacts: download %s: %w (air-gapped? use --artifacts DIR)", url, err)
+		return nil, fmt.Errorf("artifacts: download %s: %w (unreachable? air-gapped sites use --artifacts DIR)", url, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("artifacts: download %s: %s", url, resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("artifacts: download %s: %s", url, resp.Status)
 	}
+	return resp.Body, nil
+}
+
+func (s *Source) fetch(ctx context.Context, url, dest string, want sum) error {
+	body, err := s.get(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
 	tmp, err := os.CreateTemp(filepath.Dir(dest), ".download-*")
 	if err != nil {
 		return fmt.Errorf("artifacts: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
 		tmp.Close()
 		return fmt.Errorf("artifacts: download %s: %w", url, err)
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("artifacts: %w", err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("artifacts: %s has sha256 %s, pinned %s: refusing it", url, got, want)
+	if got := hex.EncodeToString(h.Sum(nil)); got != want.sum {
+		return fmt.Errorf("artifacts: %s has sha256 %s, but %s says %s: refusing it", url, got, want.origin, want.sum)
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
 	}
 	return os.Rename(tmp.Name(), dest)
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-multierror"
 	"gopkg.in/yaml.v3"
@@ -54,6 +56,49 @@ type Config struct {
 	// DNS servers CoreDNS forwards to; empty: the nodes' own non-loopback nameservers.
 	UpstreamDNSServers []string `yaml:"upstream_dns_servers"`
 	FlannelVersion     string   `yaml:"flannel_version"`
+
+	// Where artifacts come from (Kubespray's names). files_repo is a file mirror holding the
+	// upstream paths below its base: https://dl.k8s.io/release/... is fetched from
+	// FILES_REPO/dl.k8s.io/release/... Empty: the upstream hosts.
+	FilesRepo string `yaml:"files_repo"`
+	// pinned: every file must match kinstall's sha256 pins (or files_sha256); mirror: trust the
+	// .sha256 file next to each file on files_repo (a mirror of your own builds).
+	FilesChecksums string `yaml:"files_checksums"`
+	// file name (as downloaded, e.g. flannel-v0.28.10-linux-amd64.tar.gz) -> sha256 the operator
+	// vouches for: a version kinstall has no pin for.
+	FilesSHA256 map[string]string `yaml:"files_sha256" example:"{'flannel-v0.28.10-linux-amd64.tar.gz': '<64 hex>'}"`
+	// Image repository prefix of the Kubernetes images (kubeadm's imageRepository, the pause
+	// image): registry.k8s.io, or a private registry/mirror such as 10.0.0.5:5000/k8s.
+	KubeImageRepo string `yaml:"kube_image_repo"`
+	// Credentials and TLS trust per registry host (stored 0600 on the hosts, never logged).
+	ContainerdRegistryAuth []RegistryAuth `yaml:"containerd_registry_auth"`
+	// Image verify runs on every node (an HTTP server and client in one binary).
+	VerifyImage string `yaml:"verify_image"`
+}
+
+// RegistryAuth is one entry of containerd_registry_auth.
+type RegistryAuth struct {
+	Registry string `yaml:"registry"` // host or host:port
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	Auth     string `yaml:"auth"`    // a bearer/identity token instead of username/password
+	CAFile   string `yaml:"ca_file"` // PEM on the taskbox: the registry's CA (private TLS)
+}
+
+// Files checksum policies.
+const (
+	ChecksumsPinned = "pinned"
+	ChecksumsMirror = "mirror"
+)
+
+// ImageRepo is kube_image_repo without a trailing slash.
+func (c *Config) ImageRepo() string { return strings.TrimRight(c.KubeImageRepo, "/") }
+
+// RegistryHost is the registry part of an image repository ("registry.k8s.io" of
+// "registry.k8s.io/x", "10.0.0.5:5000" of "10.0.0.5:5000/k8s").
+func RegistryHost(repo string) string {
+	host, _, _ := strings.Cut(repo, "/")
+	return host
 }
 
 // Default returns the defaults documented in conf/common.yaml.
@@ -71,6 +116,9 @@ func Default() *Config {
 		KubeNetworkPlugin:               "flannel",
 		ClusterName:                     "cluster.local",
 		FlannelVersion:                  "v0.28.10",
+		FilesChecksums:                  ChecksumsPinned,
+		KubeImageRepo:                   "registry.k8s.io",
+		VerifyImage:                     "kinstall.local/probe:v1",
 	}
 }
 
@@ -206,6 +254,7 @@ func (c *Config) Validate(source string) error {
 	if c.APIServerLoadBalancerDomainName == "" {
 		bad("apiserver_loadbalancer_domain_name must not be empty")
 	}
+	c.validateArtifacts(bad)
 	if errs != nil {
 		errs.ErrorFormat = listFormat
 	}
@@ -236,4 +285,68 @@ func (c *Config) VRRPRouterID() int {
 		return 51
 	}
 	return int(ip[3])
+}
+
+var (
+	imageRepoRe = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$`)
+	sha256Re    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	fileNameRe  = regexp.MustCompile(`^[A-Za-z0-9._+-]+$`)
+	imageRefRe  = regexp.MustCompile(`^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+:[A-Za-z0-9._-]+$`)
+)
+
+// validateArtifacts checks where files and images come from.
+func (c *Config) validateArtifacts(bad func(string, ...any)) {
+	if r := c.FilesRepo; r != "" {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("files_repo %q: write a URL such as https://mirror.example.com/k8s", r)
+		}
+	}
+	switch c.FilesChecksums {
+	case ChecksumsPinned:
+	case ChecksumsMirror: // with no files_repo the upstream hosts' own .sha256 files are used
+	default:
+		bad("files_checksums %q: use %s (kinstall's sha256 pins) or %s (the .sha256 files on files_repo)", c.FilesChecksums, ChecksumsPinned, ChecksumsMirror)
+	}
+	for f, sum := range c.FilesSHA256 {
+		if !fileNameRe.MatchString(f) {
+			bad("files_sha256: %q is not a file name (e.g. flannel-v0.28.10-linux-amd64.tar.gz)", f)
+		}
+		if !sha256Re.MatchString(sum) {
+			bad("files_sha256.%s: %q is not a sha256 (64 lowercase hex digits)", f, sum)
+		}
+	}
+	if !imageRepoRe.MatchString(c.ImageRepo()) {
+		bad("kube_image_repo %q: write a registry and path such as registry.k8s.io or 10.0.0.5:5000/k8s", c.KubeImageRepo)
+	}
+	if !imageRefRe.MatchString(c.VerifyImage) {
+		bad("verify_image %q: write a full image reference such as 10.0.0.5:5000/kinstall/probe:v1", c.VerifyImage)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.ContainerdRegistryAuth {
+		at := fmt.Sprintf("containerd_registry_auth[%d]", i)
+		switch {
+		case a.Registry == "" || !imageRepoRe.MatchString(a.Registry) || strings.Contains(a.Registry, "/"):
+			bad("%s.registry %q: write the registry host, e.g. 10.0.0.5:5000", at, a.Registry)
+		case seen[a.Registry]:
+			bad("%s: registry %s is listed twice", at, a.Registry)
+		}
+		seen[a.Registry] = true
+		if a.Auth != "" && (a.Username != "" || a.Password != "") {
+			bad("%s (%s): give username/password or auth, not both", at, a.Registry)
+		}
+		if (a.Username == "") != (a.Password == "") {
+			bad("%s (%s): username and password go together", at, a.Registry)
+		}
+		for _, v := range []string{a.Username, a.Password, a.Auth} {
+			if strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 || !utf8.ValidString(v) {
+				bad("%s (%s): credentials must be printable UTF-8", at, a.Registry)
+				break
+			}
+		}
+		if a.CAFile != "" {
+			if _, err := os.Stat(a.CAFile); err != nil {
+				bad("%s (%s): ca_file %s: %v", at, a.Registry, a.CAFile, errors.Unwrap(err))
+			}
+		}
+	}
 }

@@ -60,6 +60,15 @@ var validSamples = map[string]any{
 		"docker.io":       []any{"https://m1.example", "https://m2.example"},
 		"registry.k8s.io": []any{"http://m3.example"},
 	},
+	"files_repo":      "http://10.0.0.5:8080/files",
+	"files_checksums": ChecksumsMirror,
+	"files_sha256":    map[string]any{"flannel-v0.28.10-linux-amd64.tar.gz": strings.Repeat("ab", 32)},
+	"kube_image_repo": "10.0.0.5:5000/k8s",
+	"verify_image":    "10.0.0.5:5000/kinstall/probe:v2",
+	"containerd_registry_auth": []any{
+		map[string]any{"registry": "10.0.0.5:5000", "username": "u", "password": "p"},
+		map[string]any{"registry": "registry.example.com", "auth": "tok"},
+	},
 }
 
 // onlyValueIsDefault: keys whose one valid value is the default, so a round trip cannot show

@@ -53,6 +53,7 @@ func Install(c *cluster.Cluster) []Phase {
 	nodes, roleHosts := c.KubeNodes(), c.RoleHosts()
 	return []Phase{
 		{Name: "preflight", Description: "facts, root access, clock skew, resources", Hosts: roleHosts, Role: of(preflight.New)},
+		{Name: "preflight/artifacts", Description: "every file verified and every image found in its registry, from the taskbox", Hosts: roleHosts, Critical: true, Role: of(preflight.NewArtifacts)},
 		{Name: "bootstrap", Description: "hostname, /etc/hosts, swap off, kernel modules, sysctls", Hosts: roleHosts, Role: of(bootstrap.New)},
 		{Name: "artifacts", Description: "push verified binaries and images", Hosts: roleHosts, Role: of(etcd.NewStaging)},
 		{Name: "container-runtime", Description: "containerd", Hosts: nodes, Role: of(containerruntime.New)},

@@ -387,6 +387,7 @@ func ExampleRows() {
 	}
 	// Output:
 	// preflight [master1 master2 master3 node1 node2]
+	// preflight/artifacts [master1 master2 master3 node1 node2]
 	// bootstrap [master1 master2 master3 node1 node2]
 	// artifacts [master1 master2 master3 node1 node2]
 	// container-runtime [master1 master2 master3 node1 node2]

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kinstall/kinstall/internal/artifacts"
 	"github.com/kinstall/kinstall/internal/cluster"
+	"github.com/kinstall/kinstall/internal/config"
 	"github.com/kinstall/kinstall/internal/runner"
 	"github.com/kinstall/kinstall/internal/state"
 	"github.com/kinstall/kinstall/internal/transport"
@@ -95,7 +96,8 @@ func OpenCluster(c *cluster.Cluster, o Options) (*Session, error) {
 	s.RunDir = o.State.NewRun(time.Now())
 	s.Runner = runner.New(dialer, runner.Options{Forks: o.Forks, DryRun: o.DryRun, Limit: limit,
 		RunDir: s.RunDir, Report: o.Report, Commands: o.Commands})
-	s.Artifacts = &artifacts.Source{BundleDir: o.ArtifactsDir}
+	s.Artifacts = &artifacts.Source{BundleDir: o.ArtifactsDir, FilesRepo: c.Config.FilesRepo,
+		TrustMirrorSums: c.Config.FilesChecksums == config.ChecksumsMirror, ExtraSums: c.Config.FilesSHA256}
 	s.Env = &role.Env{Cluster: c, State: o.State, Artifacts: s.Artifacts}
 	return s, nil
 }

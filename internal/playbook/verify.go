@@ -8,9 +8,6 @@ import (
 	"github.com/kinstall/kinstall/internal/verify"
 )
 
-// ProbeImage is the test image verify runs on every node (the bundle imports it).
-const ProbeImage = "kinstall.local/probe:v1"
-
 // Verifier checks the cluster from the taskbox: the API through the admin kubeconfig, the
 // hosts through the session's runner (logged, --forks), etcd through its client.
 func (s *Session) Verifier() (*verify.Verifier, error) {
@@ -35,7 +32,7 @@ func (s *Session) Verifier() (*verify.Verifier, error) {
 			return st.Healthy, st.Voters, st.HasQuorum()
 		}
 	}
-	return &verify.Verifier{Cluster: s.Cluster, API: api, Hosts: s.Runner, Etcd: health, Image: ProbeImage}, nil
+	return &verify.Verifier{Cluster: s.Cluster, API: api, Hosts: s.Runner, Etcd: health, Image: s.Cluster.Config.VerifyImage}, nil
 }
 
 // AdminKubeconfig is the path of the taskbox's admin kubeconfig, written again from the CA in

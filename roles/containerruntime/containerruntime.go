@@ -8,6 +8,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
@@ -59,7 +60,11 @@ type Settings struct {
 	Snapshotter         string
 	SystemdCgroup       bool
 	CNIBinDir           string
+	Auth                []Credentials // registry credentials (config.toml is 0600)
 }
+
+// Credentials are one registry's, as containerd's CRI plugin takes them.
+type Credentials struct{ Registry, Username, Password, Token string }
 
 // SettingsFor derives the config from the host's facts.
 func SettingsFor(h *runner.Host) Settings {
@@ -86,13 +91,69 @@ func SettingsFor(h *runner.Host) Settings {
 // Render renders config.toml.
 func Render(s Settings) ([]byte, error) { return templates.Render("config.toml.tmpl", s) }
 
-// HostsTOML renders the mirrors file of one registry.
-func HostsTOML(registry string, mirrors []string) ([]byte, error) {
+// HostsTOML renders how containerd reaches one registry: its mirrors and the CA file (on the
+// host) that signs its TLS certificate, either may be empty.
+func HostsTOML(registry string, mirrors []string, ca string) ([]byte, error) {
 	server := "https://" + registry
 	if registry == "docker.io" {
 		server = "https://registry-1.docker.io"
 	}
-	return templates.Render("hosts.toml.tmpl", map[string]any{"Registry": registry, "Server": server, "Mirrors": mirrors})
+	return templates.Render("hosts.toml.tmpl", map[string]any{"Registry": registry, "Server": server, "Mirrors": mirrors, "CA": ca})
+}
+
+// settings is the config of one host: its facts and the cluster's registry settings.
+func (r *Role) settings(h *runner.Host) (Settings, error) {
+	s := SettingsFor(h)
+	pause, err := artifacts.PauseImage(r.c.Config.ImageRepo(), r.c.Config.KubeVersion)
+	if err != nil {
+		return s, err
+	}
+	s.SandboxImage = pause
+	for _, a := range r.c.Config.ContainerdRegistryAuth {
+		if a.Username != "" || a.Auth != "" {
+			s.Auth = append(s.Auth, Credentials{Registry: a.Registry, Username: a.Username, Password: a.Password, Token: a.Auth})
+		}
+	}
+	return s, nil
+}
+
+// registryFiles are the per-registry files: hosts.toml for every registry with mirrors or a
+// CA, and the CA itself.
+func (r *Role) registryFiles() []runner.Task {
+	cfg := r.c.Config
+	cas := map[string]string{}
+	for _, a := range cfg.ContainerdRegistryAuth {
+		if a.CAFile != "" {
+			cas[a.Registry] = a.CAFile
+		}
+	}
+	names := map[string]bool{}
+	for reg := range cfg.ContainerdRegistryMirrors {
+		names[reg] = true
+	}
+	for reg := range cas {
+		names[reg] = true
+	}
+	registries := make([]string, 0, len(names))
+	for reg := range names {
+		registries = append(registries, reg)
+	}
+	sort.Strings(registries)
+	var tasks []runner.Task
+	for _, reg := range registries {
+		reg, list, caFile := reg, cfg.ContainerdRegistryMirrors[reg], cas[reg]
+		onHost := ""
+		if caFile != "" {
+			onHost = CertsDir + "/" + reg + "/ca.crt"
+			tasks = append(tasks, runner.EnsureFile("CA of "+reg, onHost, 0o644, "", func(*runner.Host) ([]byte, error) { return os.ReadFile(caFile) }))
+		}
+		name := "mirrors " + reg
+		if len(list) == 0 {
+			name = "registry " + reg
+		}
+		tasks = append(tasks, runner.EnsureFile(name, CertsDir+"/"+reg+"/hosts.toml", 0o644, "", func(*runner.Host) ([]byte, error) { return HostsTOML(reg, list, onHost) }))
+	}
+	return tasks
 }
 
 // factsScript prints key=value lines in one round trip. CAP_SYS_RESOURCE is bit 24 of the
@@ -131,22 +192,20 @@ func New(e *role.Env) (*Role, error) { return &Role{c: e.Cluster, src: e.Source(
 
 // Tasks returns the role's tasks for the Kubernetes nodes.
 func (r *Role) Tasks() []runner.Task {
-	c, src := r.c, r.src
+	src := r.src
 	tasks := []runner.Task{
 		{Name: "facts", Check: Facts},
 		packages.Task(src, false, Packages...),
-		runner.EnsureFile("config.toml", ConfigFile, 0o644, "", func(h *runner.Host) ([]byte, error) { return Render(SettingsFor(h)) }),
+		// 0600: it may hold registry credentials.
+		runner.EnsureFile("config.toml", ConfigFile, 0o600, "", func(h *runner.Host) ([]byte, error) {
+			s, err := r.settings(h)
+			if err != nil {
+				return nil, err
+			}
+			return Render(s)
+		}),
 	}
-	mirrors := c.Config.ContainerdRegistryMirrors
-	registries := make([]string, 0, len(mirrors))
-	for r := range mirrors {
-		registries = append(registries, r)
-	}
-	sort.Strings(registries)
-	for _, reg := range registries {
-		reg, list := reg, mirrors[reg]
-		tasks = append(tasks, runner.EnsureFile("mirrors "+reg, CertsDir+"/"+reg+"/hosts.toml", 0o644, "", func(*runner.Host) ([]byte, error) { return HostsTOML(reg, list) }))
-	}
+	tasks = append(tasks, r.registryFiles()...)
 	tasks = append(tasks,
 		runner.Task{Name: "containerd running", Check: checkRunning, Apply: startOrRestart},
 		runner.Task{Name: "runtime answers", Check: checkAnswers},

@@ -58,6 +58,7 @@ type Data struct {
 	IgnorePreflight                     []string
 	Patches                             bool
 	PatchesDir                          string
+	ImageRepository                     string
 }
 
 // Role is the control plane (and, through Join, what workers need to join).
@@ -146,7 +147,7 @@ func (r *Role) Config(h *runner.Host, init, secrets bool, token, certKey string)
 		Endpoint: kube.Endpoint(r.c), Version: cfg.KubeVersion, ClusterName: cfg.ClusterName,
 		DNSDomain: cfg.DNSDomain, PodSubnet: cfg.KubePodsSubnet, ServiceSubnet: cfg.KubeServiceAddresses,
 		CertSANs: r.CertSANs(), EtcdCA: EtcdCA, EtcdCert: EtcdCert, EtcdKey: EtcdKey,
-		ResolvConf: kubelet.ResolvConf, PatchesDir: PatchesDir,
+		ResolvConf: kubelet.ResolvConf, PatchesDir: PatchesDir, ImageRepository: cfg.ImageRepo(),
 		Patches:         h.Master && r.BindsNodeIP(),
 		IgnorePreflight: r.ignorePreflight(h),
 	}

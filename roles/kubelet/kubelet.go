@@ -77,10 +77,13 @@ func New(e *role.Env) (*Role, error) {
 	return &Role{c: e.Cluster, src: e.Source(), refs: map[string][]string{}}, nil
 }
 
-// stageTasks push the binaries and image archives.
+// stageTasks push the binaries, and the image archives when they come from a bundle.
 func stageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
 	v := c.Config.KubeVersion
 	node := func(h *runner.Host) bool { return h.Master || h.Worker }
+	if src.BundleDir == "" {
+		return []runner.Task{stage.Task(src, "kubernetes", v, Binaries, 0o755, node)}
+	}
 	cp := stage.Task(src, "kube-images", v, []string{ControlPlaneImages}, 0o644, func(h *runner.Host) bool { return h.Master })
 	cp.Name = "control-plane images " + v + " staged"
 	ni := stage.Task(src, "kube-images", v, []string{NodeImages}, 0o644, node)
@@ -91,7 +94,8 @@ func stageTasks(c *cluster.Cluster, src *artifacts.Source) []runner.Task {
 // Tasks returns the node preparation tasks.
 func (r *Role) Tasks() []runner.Task {
 	v := r.c.Config.KubeVersion
-	return append([]runner.Task{{Name: "version", Check: r.checkVersion}}, append(stageTasks(r.c, r.src),
+	tasks := append([]runner.Task{{Name: "version", Check: r.checkVersion}}, stageTasks(r.c, r.src)...)
+	tasks = append(tasks,
 		runner.Task{Name: "facts", Check: r.facts},
 		stage.InstallTask("kubernetes", v, Binaries, kube.BinDir, nil),
 		runner.Shell("/dev/kmsg", "[ -e /dev/kmsg ]", "mknod -m 600 /dev/kmsg c 1 11"),
@@ -99,9 +103,69 @@ func (r *Role) Tasks() []runner.Task {
 		runner.EnsureFile("kubelet kubeadm drop-in", DropIn, 0o644, "", func(*runner.Host) ([]byte, error) { return templates.Render("10-kubeadm.conf.tmpl", binDir) }),
 		runner.Task{Name: "kubelet enabled", Check: checkEnabled, Apply: enable},
 		runner.EnsureFile("resolv.conf for pods", ResolvConf, 0o644, "", r.resolvConf),
-		r.importTask("node images", NodeImages, nil),
-		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
-	)...)
+	)
+	return append(tasks, r.imageTasks()...)
+}
+
+// imageTasks import the bundle's image archives, or (no bundle) pull the control-plane images
+// on the masters from kube_image_repo before kubeadm needs them; the other images containerd
+// pulls when the kubelet asks (the taskbox checked they all exist first).
+func (r *Role) imageTasks() []runner.Task {
+	master := func(h *runner.Host) bool { return h.Master }
+	if r.src.BundleDir != "" {
+		return []runner.Task{
+			r.importTask("node images", NodeImages, nil),
+			r.importTask("control-plane images", ControlPlaneImages, master),
+		}
+	}
+	return []runner.Task{r.pullTask(master)}
+}
+
+// pullTask pulls the version's images through containerd's CRI (its registry mirrors,
+// credentials and CAs apply), with kubeadm, where any is missing.
+func (r *Role) pullTask(when func(h *runner.Host) bool) runner.Task {
+	cfg := r.c.Config
+	repo, v := cfg.ImageRepo(), cfg.KubeVersion
+	missing := func(ctx context.Context, h *runner.Host) ([]string, error) {
+		cp, node, err := artifacts.KubeImages(repo, v)
+		if err != nil {
+			return nil, err
+		}
+		out, err := h.Sudo(ctx, "ctr -n k8s.io images ls -q 2>/dev/null; true")
+		if err != nil {
+			return nil, err
+		}
+		have := map[string]bool{}
+		for _, l := range strings.Fields(out) {
+			have[l] = true
+		}
+		var miss []string
+		for _, ref := range append(cp, node...) {
+			if !have[ref] {
+				miss = append(miss, ref)
+			}
+		}
+		return miss, nil
+	}
+	return runner.Task{
+		Name: "images " + v + " pulled from " + repo,
+		When: when,
+		Check: func(ctx context.Context, h *runner.Host) (string, error) {
+			miss, err := missing(ctx, h)
+			if err != nil || len(miss) == 0 {
+				return "", err
+			}
+			return "pull " + strings.Join(miss, ", "), nil
+		},
+		Apply: func(ctx context.Context, h *runner.Host) error {
+			_, err := h.Sudo(ctx, fmt.Sprintf("%s/kubeadm config images pull --kubernetes-version %s --image-repository %s --cri-socket %s",
+				kube.BinDir, transport.Quote(v), transport.Quote(repo), kube.CRISocket))
+			if err != nil {
+				return fmt.Errorf("pulling the Kubernetes %s images from %s (kube_image_repo) failed: %w", v, repo, err)
+			}
+			return nil
+		},
+	}
 }
 
 // checkVersion refuses to change the Kubernetes version of a node that is in the cluster:
@@ -130,10 +194,7 @@ func (r *Role) newer(a, b string) bool {
 // PrepareTasks stage the version's binaries and images and import the images (an upgrade's
 // first step, on every node at once).
 func (r *Role) PrepareTasks() []runner.Task {
-	return append(stageTasks(r.c, r.src),
-		r.importTask("node images", NodeImages, nil),
-		r.importTask("control-plane images", ControlPlaneImages, func(h *runner.Host) bool { return h.Master }),
-	)
+	return append(stageTasks(r.c, r.src), r.imageTasks()...)
 }
 
 func (r *Role) facts(ctx context.Context, h *runner.Host) (string, error) {
