@@ -83,7 +83,7 @@ to run when the cluster cannot tolerate losing a master.`,
 }
 
 func newKubeconfigCmd(g *globalOptions) *cobra.Command {
-	var stateDir string
+	f := &runFlags{}
 	cmd := &cobra.Command{
 		Use:   "kubeconfig",
 		Short: "Print the path of the admin kubeconfig on the taskbox (written at install, 0600)",
@@ -95,7 +95,7 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path, err := kube.ExistingAdminKubeconfig(state.Dir(stateDir), c)
+			path, err := kube.ExistingAdminKubeconfig(state.Dir(f.stateDir), c)
 			if err != nil {
 				return err
 			}
@@ -103,6 +103,8 @@ func newKubeconfigCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", state.DefaultDir.String(), "the state directory the cluster was installed with (holds its CA)")
+	// --state-dir (holds the cluster's CA); the other host flags are accepted, so scripts can
+	// pass one flag set to every command, and unused.
+	f.register(cmd, false)
 	return cmd
 }
