@@ -50,6 +50,7 @@ available Kubernetes cluster described by conf/common.yaml, over SSH, in paralle
 		newResetCmd(g),
 		newRemoveNodeCmd(g),
 		newAddNodeCmd(g),
+		newArtifactsCmd(g),
 	)
 	return root
 }

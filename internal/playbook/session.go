@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kinstall/kinstall/internal/artifacts"
@@ -96,7 +98,18 @@ func OpenCluster(c *cluster.Cluster, o Options) (*Session, error) {
 	s.RunDir = o.State.NewRun(time.Now())
 	s.Runner = runner.New(dialer, runner.Options{Forks: o.Forks, DryRun: o.DryRun, Limit: limit,
 		RunDir: s.RunDir, Report: o.Report, Commands: o.Commands})
-	s.Artifacts = &artifacts.Source{BundleDir: o.ArtifactsDir, FilesRepo: c.Config.FilesRepo,
+	bundle := o.ArtifactsDir
+	if bundle != "" {
+		// A bundle tar (kinstall artifacts export) is unpacked once next to the downloads.
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: no cache directory: %w", err)
+		}
+		if bundle, err = artifacts.OpenBundle(bundle, filepath.Join(cache, "kinstall", "bundles")); err != nil {
+			return nil, err
+		}
+	}
+	s.Artifacts = &artifacts.Source{BundleDir: bundle, FilesRepo: c.Config.FilesRepo,
 		TrustMirrorSums: c.Config.FilesChecksums == config.ChecksumsMirror, ExtraSums: c.Config.FilesSHA256}
 	s.Env = &role.Env{Cluster: c, State: o.State, Artifacts: s.Artifacts}
 	return s, nil

@@ -49,6 +49,9 @@ const (
 // Installed is what the role writes, for reset; the packages stay.
 var Installed = []string{HAProxyConfig, KeepalivedConfig, SysctlFile}
 
+// Packages are what the vip mode installs (local-proxy needs only haproxy).
+var Packages = []string{"haproxy", "keepalived"}
+
 // Services are the role's services.
 var Services = []string{"keepalived", "haproxy"}
 
@@ -107,7 +110,7 @@ func (r *Role) Tasks() []runner.Task {
 	case config.LBVIP:
 		return []runner.Task{
 			{Name: "facts", Check: r.facts},
-			packages.Task(r.src, r.upgrade, "haproxy", "keepalived"),
+			packages.Task(r.src, r.upgrade, Packages...),
 			runner.EnsureFile("sysctl ip_nonlocal_bind", SysctlFile, 0o644, "", func(*runner.Host) ([]byte, error) {
 				return []byte("# Managed by kinstall: HAProxy binds the VIP on every master, also where it is not (yet) present.\nnet.ipv4.ip_nonlocal_bind = 1\n"), nil
 			}),

@@ -62,6 +62,15 @@ func learn(ctx context.Context, h *runner.Host) error {
 	return nil
 }
 
+// Platform returns the host's package platform, e.g. debian-12-amd64 (the bundle's
+// debs/<platform>/ directory), and its package manager: apt, dnf or yum.
+func Platform(ctx context.Context, h *runner.Host) (platform, family string, err error) {
+	if err := learn(ctx, h); err != nil {
+		return "", "", err
+	}
+	return h.Fact(factPlatform), h.Fact(factFamily), nil
+}
+
 // Task installs distribution packages: from the bundle's packages for the host's platform
 // when there are any (offline), else from the host's own package mirror.
 func Task(src *artifacts.Source, upgrade bool, names ...string) runner.Task {
