@@ -63,6 +63,7 @@ Try an HA install on a laptop, or inject faults: stop, kill, partition, heal.`,
 		},
 	}
 	up.Flags().IntVarP(&o.N, "hosts", "n", 5, "number of hosts")
+	cmd.AddCommand(newLabRegistryCmd(open), newLabMirrorCmd(o))
 	cmd.AddCommand(up,
 		&cobra.Command{Use: "down", Short: "Remove the hosts, their volumes, the network and partition rules", Args: cobra.NoArgs,
 			Example: "  kinstall lab down",

@@ -141,11 +141,12 @@ func (e *env) kinstallCtx(ctx context.Context, t *testing.T, args ...string) res
 
 func (e *env) command(ctx context.Context, args ...string) *exec.Cmd {
 	l := e.lab
-	return e.commandWith(ctx, files{l.InventoryFile, l.ConfigFile, filepath.Join(l.Dir, "state")}, args...)
+	return e.commandWith(ctx, files{inventory: l.InventoryFile, config: l.ConfigFile, state: filepath.Join(l.Dir, "state")}, args...)
 }
 
-// files are the inputs and state of a kinstall run.
-type files struct{ inventory, config, state string }
+// files are the inputs and state of a kinstall run. artifacts, when set, replaces the lab
+// bundle's --artifacts ("-": none, the online path).
+type files struct{ inventory, config, state, artifacts string }
 
 func (e *env) commandWith(ctx context.Context, f files, args ...string) *exec.Cmd {
 	// The file flags go before a "--" (after it everything is the command of `exec`).
@@ -159,7 +160,15 @@ func (e *env) commandWith(ctx context.Context, f files, args ...string) *exec.Cm
 	full := append([]string{}, args...)
 	full = append(full, "-i", f.inventory, "-c", f.config)
 	if args[0] != "check" && args[0] != "plan" && args[0] != "inventory" {
-		full = append(full, "--known-hosts", e.lab.KnownHostsFile, "--state-dir", f.state, "--artifacts", e.bundle)
+		full = append(full, "--known-hosts", e.lab.KnownHostsFile, "--state-dir", f.state)
+		switch f.artifacts {
+		case "":
+			full = append(full, "--artifacts", e.bundle)
+		case "-":
+			full = append(full, "--artifacts", "")
+		default:
+			full = append(full, "--artifacts", f.artifacts)
+		}
 	}
 	return exec.CommandContext(ctx, e.bin, append(full, rest...)...)
 }
