@@ -8,7 +8,9 @@ LAB ?= kinstall
 # The lab's artifacts bundle (built from Go module sources, cached outside the repo).
 BUNDLE ?= /var/tmp/kinstall-bundle
 ETCD_VERSIONS ?= v3.6.8 v3.6.14
-KUBE_VERSIONS ?= v1.34.4 v1.35.4
+# make demo builds one Kubernetes version; make test also the next one (the upgrade test).
+KUBE_VERSIONS ?= v1.34.4
+TEST_KUBE_VERSIONS ?= v1.34.4 v1.35.4
 FLANNEL_VERSION ?= v0.28.10
 GOFILES = $(shell git ls-files '*.go' 2>/dev/null)
 
@@ -19,8 +21,9 @@ build:
 
 # Every test: unit tests, the transport against a real sshd, and end-to-end tests on lab hosts
 # (Docker containers with systemd + sshd; the lab starts a Docker engine if none runs).
-test: build bundle
-	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 70m ./...
+test: build
+	$(MAKE) bundle KUBE_VERSIONS="$(TEST_KUBE_VERSIONS)"
+	KINSTALL_BUNDLE=$(BUNDLE) $(GO) test -count=1 -timeout 75m ./...
 
 # Offline artifacts for the lab, all cached in $(BUNDLE): etcd (two versions, for upgrade tests),
 # Kubernetes and flannel from Go module sources; distribution packages resolved in a lab host;
@@ -42,7 +45,7 @@ lint:
 	$(GO) vet ./...
 
 fuzz:
-	$(GO) test ./internal/inventory -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./internal/inventory -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s
 
 bench: build
 	$(GO) run ./test/bench

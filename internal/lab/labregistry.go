@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kinstall/kinstall/internal/pki"
+	"github.com/kinstall/kinstall/internal/registry"
 )
 
 // Registry is the lab's image registry: Debian's docker-registry package (the CNCF
@@ -235,4 +236,43 @@ func (l *Lab) RegistryStart(ctx context.Context) (*Registry, error) {
 		return nil, errors.Join(err, fmt.Errorf("is the registry up? kinstall lab registry up"))
 	}
 	return r, nil
+}
+
+// OnlineConfig is the lab's common.yaml for the real-world path: files from the mirror (whose
+// .sha256 files are the pins of the lab's own builds: files_checksums: mirror), images from
+// the lab registry with its credentials and CA. password is written as given (tests pass a
+// wrong one).
+func (l *Lab) OnlineConfig(mirrorURL string, r *Registry, password, kubeVersion string) string {
+	return fmt.Sprintf(`# kinstall lab cluster settings: the online path (a file mirror and a private registry)
+loadbalancer_apiserver:
+  address: %s
+  port: 6443
+loadbalancer_apiserver_mode: vip
+kube_version: %s
+files_repo: %s
+files_checksums: mirror
+kube_image_repo: %s/k8s
+verify_image: %s/k8s/probe:v1
+containerd_registry_auth:
+  - registry: %s
+    username: %s
+    password: %q
+    ca_file: %s
+`, l.VIP, kubeVersion, mirrorURL, r.Addr, r.Addr, r.Addr, r.Username, password, r.CAFile)
+}
+
+// PushBundleImages pushes the bundle's images of a Kubernetes version (control plane, node,
+// and the verify probe) to Addr/k8s, as a site fills its private registry.
+func (r *Registry) PushBundleImages(ctx context.Context, bundleDir, kubeVersion string) ([]string, error) {
+	client := &registry.Client{Registries: []registry.Registry{{Host: r.Addr, CAFile: r.CAFile, Auth: registry.Auth{Username: r.Username, Password: r.Password}}}}
+	dir := filepath.Join(bundleDir, "kube-images-"+kubeVersion+"-linux-amd64")
+	var all []string
+	for _, archive := range []string{"control-plane.tar", "node.tar"} {
+		pushed, err := client.PushArchive(ctx, filepath.Join(dir, archive), r.Addr+"/k8s")
+		if err != nil {
+			return all, fmt.Errorf("push %s: %w", archive, err)
+		}
+		all = append(all, pushed...)
+	}
+	return all, nil
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kinstall/kinstall/internal/lab"
-	"github.com/kinstall/kinstall/internal/registry"
 )
 
 // mirrorEnv is the real-world artifacts path in the lab: a file mirror in the official layout
@@ -24,26 +22,6 @@ type mirrorEnv struct {
 	mirrorDir string
 	mirrorURL string
 	stop      func()
-}
-
-// The lab's own builds: the mirror's .sha256 files are the pins (files_checksums: mirror), as
-// for a site mirroring its own builds; kinstall's upstream pins are checked by unit tests.
-func onlineConfig(l *lab.Lab, mirrorURL string, reg *lab.Registry, password string) string {
-	return fmt.Sprintf(`loadbalancer_apiserver:
-  address: %s
-  port: 6443
-loadbalancer_apiserver_mode: vip
-kube_version: %s
-files_repo: %s
-files_checksums: mirror
-kube_image_repo: %s/k8s
-verify_image: %s/k8s/probe:v1
-containerd_registry_auth:
-  - registry: %s
-    username: %s
-    password: %q
-    ca_file: %s
-`, l.VIP, kubeOld, mirrorURL, reg.Addr, reg.Addr, reg.Addr, reg.Username, password, reg.CAFile)
 }
 
 func newMirrorEnv(t *testing.T) *mirrorEnv {
@@ -60,15 +38,11 @@ func newMirrorEnv(t *testing.T) *mirrorEnv {
 		t.Fatal(err)
 	}
 	m.reg = reg
-	client := &registry.Client{Registries: []registry.Registry{{Host: reg.Addr, CAFile: reg.CAFile, Auth: registry.Auth{Username: reg.Username, Password: reg.Password}}}}
-	images := filepath.Join(m.bundle, "kube-images-"+kubeOld+"-linux-amd64")
-	for _, archive := range []string{"control-plane.tar", "node.tar"} {
-		pushed, err := client.PushArchive(ctx, filepath.Join(images, archive), reg.Addr+"/k8s")
-		if err != nil {
-			t.Fatalf("push %s: %v", archive, err)
-		}
-		t.Logf("registry %s: pushed %s", reg.Addr, strings.Join(pushed, ", "))
+	pushed, err := reg.PushBundleImages(ctx, m.bundle, kubeOld)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("registry %s: pushed %s", reg.Addr, strings.Join(pushed, ", "))
 	m.mirrorDir = t.TempDir()
 	if err := lab.FillMirror(m.bundle, m.mirrorDir, lab.MirrorFiles{Kube: []string{kubeOld}, Etcd: []string{etcdNew}, Flannel: []string{"v0.28.10"}, Arch: "amd64"}); err != nil {
 		t.Fatal(err)
@@ -84,7 +58,7 @@ func newMirrorEnv(t *testing.T) *mirrorEnv {
 
 func (m *mirrorEnv) writeConfig(t *testing.T, password string) {
 	t.Helper()
-	if err := os.WriteFile(m.f.config, []byte(onlineConfig(m.lab, m.mirrorURL, m.reg, password)), 0o600); err != nil {
+	if err := os.WriteFile(m.f.config, []byte(m.lab.OnlineConfig(m.mirrorURL, m.reg, password, kubeOld)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
