@@ -33,7 +33,8 @@ type Inventory struct {
 type host struct {
 	name   string
 	vars   *varMap
-	groups []string // groups the host is directly in, in order
+	groups []string        // groups the host is directly in, in order
+	lost   map[string]bool // groups whose vars no longer apply (see groupsLostLeaving)
 	line   int
 }
 
@@ -42,6 +43,7 @@ type group struct {
 	hosts    []string
 	members  map[string]bool // hosts, for O(1) membership
 	children []string
+	childSet map[string]bool // children, for O(1) membership
 	parents  []string
 	vars     *varMap
 	priority int
@@ -82,7 +84,7 @@ func (inv *Inventory) addGroup(name string) *group {
 	if g, ok := inv.groups[name]; ok {
 		return g
 	}
-	g := &group{name: name, vars: newVarMap(), priority: 1, members: map[string]bool{}}
+	g := &group{name: name, vars: newVarMap(), priority: 1, members: map[string]bool{}, childSet: map[string]bool{}}
 	inv.groups[name] = g
 	inv.groupOrder = append(inv.groupOrder, name)
 	return g
@@ -90,30 +92,53 @@ func (inv *Inventory) addGroup(name string) *group {
 
 func (inv *Inventory) addChild(parent, child string) {
 	p, c := inv.groups[parent], inv.groups[child]
-	for _, existing := range p.children {
-		if existing == child {
-			return
-		}
+	if p.childSet[child] {
+		return
 	}
+	p.childSet[child] = true
 	p.children = append(p.children, child)
 	c.parents = append(c.parents, parent)
 }
 
-func (inv *Inventory) addHost(name, groupName string, line int) *host {
+func (inv *Inventory) hasChild(parent, child string) bool { return inv.groups[parent].childSet[child] }
+
+// isAncestor reports whether group a is above group g through :children. Each group is
+// visited once, so a diamond of groups costs its edges, not its paths.
+func (inv *Inventory) isAncestor(a, g string) bool {
+	seen := map[string]bool{}
+	stack := append([]string(nil), inv.groups[g].parents...)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == a {
+			return true
+		}
+		if !seen[n] {
+			seen[n] = true
+			stack = append(stack, inv.groups[n].parents...)
+		}
+	}
+	return false
+}
+
+// addHost adds a host to a group, creating it on its first appearance; created says whether
+// this call made it.
+func (inv *Inventory) addHost(name, groupName string, line int) (h *host, created bool) {
 	h, ok := inv.hosts[name]
 	if !ok {
+		created = true
 		h = &host{name: name, vars: newVarMap(), line: line}
 		inv.hosts[name] = h
 		inv.hostOrder = append(inv.hostOrder, name)
 	}
 	g := inv.groups[groupName]
 	if g.members[name] {
-		return h
+		return h, created
 	}
 	g.members[name] = true
 	g.hosts = append(g.hosts, name)
 	h.groups = append(h.groups, groupName)
-	return h
+	return h, created
 }
 
 // reconcile does what Ansible does after parsing: top-level groups become children of all,
@@ -132,12 +157,17 @@ func (inv *Inventory) reconcile() {
 	for _, hn := range ungrouped.hosts {
 		inUngrouped[hn] = true
 	}
+	// Ansible counts a host's groups with their ancestors, so when ungrouped itself sits under
+	// another group, a host listed in ungrouped has a real group and leaves it too.
+	underReal := len(remove(append([]string(nil), ungrouped.parents...), "all")) > 0
 	var kept []string
 	for _, hn := range ungrouped.hosts {
-		if len(realGroups(inv.hosts[hn])) == 0 {
+		if len(realGroups(inv.hosts[hn])) == 0 && !underReal {
 			kept = append(kept, hn)
 		} else {
-			inv.hosts[hn].groups = remove(inv.hosts[hn].groups, "ungrouped")
+			h := inv.hosts[hn]
+			h.lost = inv.groupsLostLeaving(h, "ungrouped")
+			h.groups = remove(h.groups, "ungrouped")
 			delete(ungrouped.members, hn)
 		}
 	}
@@ -150,23 +180,47 @@ func (inv *Inventory) reconcile() {
 		}
 	}
 	ungrouped.hosts = kept
-	inv.setDepth("all", 0, map[string]bool{})
+	inv.dropOrphans()
+	inv.setDepths()
 }
 
-// setDepth gives every group its longest distance from all (Ansible's group depth).
-func (inv *Inventory) setDepth(name string, depth int, onPath map[string]bool) {
-	g := inv.groups[name]
-	if onPath[name] {
-		return // a cycle; reported by the parser
+// dropOrphans takes hosts that ended in no group out of the host order. That happens only
+// when ungrouped sits under another group and its hosts leave it; Ansible then leaves them
+// out of all (and of --list) too, though it still knows them by name, as HasHost does here.
+func (inv *Inventory) dropOrphans() {
+	kept := inv.hostOrder[:0]
+	for _, hn := range inv.hostOrder {
+		if len(inv.hosts[hn].groups) > 0 {
+			kept = append(kept, hn)
+		}
 	}
-	if depth > g.depth {
-		g.depth = depth
+	inv.hostOrder = kept
+}
+
+// setDepths gives every group Ansible's depth: its longest :children distance from all
+// (Ansible raises it edge by edge; the result is the same). Each group's depth is computed
+// once from its parents' and remembered: walking every path from all instead takes 2^n
+// steps for n levels of groups that share children.
+func (inv *Inventory) setDepths() {
+	done := make(map[string]bool, len(inv.groups))
+	var depth func(g *group) int
+	depth = func(g *group) int {
+		if done[g.name] {
+			return g.depth
+		}
+		done[g.name] = true // before the parents, so even a cycle would end
+		d := 0
+		for _, pn := range g.parents {
+			if pd := depth(inv.groups[pn]) + 1; pd > d {
+				d = pd
+			}
+		}
+		g.depth = d
+		return d
 	}
-	onPath[name] = true
-	for _, c := range g.children {
-		inv.setDepth(c, depth+1, onPath)
+	for _, name := range inv.groupOrder {
+		depth(inv.groups[name])
 	}
-	delete(onPath, name)
 }
 
 func realGroups(h *host) []string {
@@ -267,8 +321,30 @@ func (inv *Inventory) HostVars(name string) map[string]any {
 	return out
 }
 
-// hostGroups returns the host's groups and all their ancestors, in merge order.
+// hostGroups returns the groups whose vars apply to the host, in merge order: all, then its
+// groups and their ancestors (less any it lost leaving ungrouped) by depth, priority, name.
 func (inv *Inventory) hostGroups(h *host) []*group {
+	var list []*group
+	for _, g := range inv.ancestry(h) {
+		if g.name == "all" || !h.lost[g.name] {
+			list = append(list, g)
+		}
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.depth != b.depth {
+			return a.depth < b.depth
+		}
+		if a.priority != b.priority {
+			return a.priority < b.priority
+		}
+		return a.name < b.name
+	})
+	return list
+}
+
+// ancestry returns all, the host's groups and all their ancestors, each once.
+func (inv *Inventory) ancestry(h *host) []*group {
 	seen := map[string]bool{}
 	var list []*group
 	var walk func(name string)
@@ -287,17 +363,65 @@ func (inv *Inventory) hostGroups(h *host) []*group {
 	for _, gn := range h.groups {
 		walk(gn)
 	}
-	sort.SliceStable(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		if a.depth != b.depth {
-			return a.depth < b.depth
-		}
-		if a.priority != b.priority {
-			return a.priority < b.priority
-		}
-		return a.name < b.name
-	})
 	return list
+}
+
+// groupsLostLeaving mirrors Ansible's Host.remove_group, which runs when a host leaves
+// ungrouped. Ansible's host keeps one flat list of its groups and their ancestors; it drops
+// the group, then each ancestor of it (but all) that no group left in the list descends
+// from, and so on up. A dropped group's vars no longer apply to the host, even when the
+// host still reaches it through another group, or is directly in it.
+func (inv *Inventory) groupsLostLeaving(h *host, gone string) map[string]bool {
+	have := map[string]bool{}
+	for _, g := range inv.ancestry(h) {
+		have[g.name] = true
+	}
+	lost := map[string]bool{}
+	var drop func(name string)
+	drop = func(name string) {
+		if !have[name] {
+			return
+		}
+		delete(have, name)
+		lost[name] = true
+		for _, a := range inv.ancestors(name) {
+			if a != "all" && !inv.isAncestorOfAny(a, have) {
+				drop(a)
+			}
+		}
+	}
+	drop(gone)
+	return lost
+}
+
+// ancestors returns every group above g, each once, sorted (the result does not depend on
+// the order; sorting keeps it reproducible).
+func (inv *Inventory) ancestors(g string) []string {
+	seen := map[string]bool{}
+	stack := append([]string(nil), inv.groups[g].parents...)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !seen[n] {
+			seen[n] = true
+			stack = append(stack, inv.groups[n].parents...)
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (inv *Inventory) isAncestorOfAny(a string, groups map[string]bool) bool {
+	for g := range groups {
+		if inv.isAncestor(a, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // Position returns where a host was first defined.

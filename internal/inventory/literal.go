@@ -12,8 +12,11 @@ import (
 // to the string itself. Results are string, int64, float64, bool, nil, []any or map[string]any.
 // Python values JSON cannot hold (complex numbers, sets, bytes, huge ints) stay strings here.
 func parseValue(s string) any {
+	if strings.ContainsRune(s, 0) {
+		return s // Python refuses source with a NUL byte
+	}
 	lp := &litParser{s: []rune(strings.TrimLeft(s, " \t"))}
-	v, err := lp.expr()
+	v, err := lp.exprList()
 	if err != nil {
 		return s
 	}
@@ -27,9 +30,14 @@ func parseValue(s string) any {
 var errNotLiteral = errors.New("not a literal")
 
 type litParser struct {
-	s []rune
-	i int
+	s     []rune
+	i     int
+	depth int // open brackets, bounded like Python's tokenizer
 }
+
+// maxNesting is CPython's limit on nested brackets (MAXLEVEL): one more is a SyntaxError, so
+// literal_eval fails and Ansible keeps the text. It also bounds this parser's recursion.
+const maxNesting = 200
 
 func (p *litParser) peek() rune {
 	if p.i < len(p.s) {
@@ -52,6 +60,35 @@ func (p *litParser) space() {
 			return
 		}
 	}
+}
+
+// exprList reads what literal_eval's eval mode reads at the top: one expression, or several
+// separated by commas, which is a tuple without parentheses ("1,2", "1,"). Ansible keeps the
+// tuple and prints it as a JSON list, so it is a []any here, like a parenthesized tuple.
+func (p *litParser) exprList() (any, error) {
+	first, err := p.expr()
+	if err != nil {
+		return nil, err
+	}
+	p.space()
+	if p.peek() != ',' {
+		return first, nil
+	}
+	items := []any{first}
+	for p.peek() == ',' {
+		p.i++
+		p.space()
+		if p.i == len(p.s) {
+			break // one trailing comma is allowed: "1," is (1,)
+		}
+		v, err := p.expr()
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, v)
+		p.space()
+	}
+	return items, nil
 }
 
 func (p *litParser) expr() (any, error) {
@@ -90,6 +127,12 @@ func (p *litParser) expr() (any, error) {
 func (p *litParser) atom() (any, error) {
 	p.space()
 	c := p.peek()
+	if c == '[' || c == '(' || c == '{' {
+		if p.depth++; p.depth > maxNesting {
+			return nil, errNotLiteral
+		}
+		defer func() { p.depth-- }()
+	}
 	switch {
 	case c == '[':
 		p.i++

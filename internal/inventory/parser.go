@@ -5,13 +5,55 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
-// Patterns of ansible-core's ini plugin.
+// pySpace is what Python's str.isspace and re's \s match in text: Go's \s is ASCII only (and
+// lacks \v), and Go's unicode.IsSpace lacks U+001C..U+001F.
+const pySpace = `\t-\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}`
+
+// Patterns of ansible-core's ini plugin, with Python's Unicode \s and \w spelled out.
 var (
-	sectionRe   = regexp.MustCompile(`^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$`)
-	groupNameRe = regexp.MustCompile(`^([^:\]\s]+)\s*(?:#.*)?$`)
+	sectionRe   = regexp.MustCompile(`^\[([^:\]` + pySpace + `]+)(?::([\p{L}\p{N}_]+))?\][` + pySpace + `]*(?:#.*)?$`)
+	groupNameRe = regexp.MustCompile(`^([^:\]` + pySpace + `]+)[` + pySpace + `]*(?:#.*)?$`)
 )
+
+// splitLines splits text where Python's str.splitlines does, as Ansible reads the file: so
+// line numbers (and what is one line) agree with Ansible's even for \r, \v, \f, U+2028...
+func splitLines(text string) []string {
+	var lines []string
+	start := 0
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		next := i + size
+		switch r {
+		case '\r':
+			if next < len(text) && text[next] == '\n' {
+				next++ // \r\n is one break
+			}
+		case '\n', '\v', '\f', '\x1c', '\x1d', '\x1e', '\u0085', '\u2028', '\u2029':
+		default:
+			i = next
+			continue
+		}
+		lines = append(lines, text[start:i])
+		start, i = next, next
+	}
+	if start < len(text) {
+		lines = append(lines, text[start:])
+	}
+	return lines
+}
+
+// pyStrip trims what Python's str.strip trims.
+func pyStrip(s string) string {
+	return strings.TrimFunc(s, isPySpace)
+}
+
+func isPySpace(r rune) bool {
+	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
+}
 
 type pending struct {
 	line    int
@@ -25,6 +67,9 @@ type parser struct {
 	line    int
 	pending map[string]*pending
 	order   []string // pending names in order, for a stable first error
+	// allUnder is the first :children entry that puts all under another group, and its line.
+	allUnder     string
+	allUnderLine int
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -33,9 +78,9 @@ func (p *parser) errorf(format string, args ...any) error {
 
 func (p *parser) parse(text string) error {
 	groupName, state := "ungrouped", "hosts"
-	for i, raw := range strings.Split(text, "\n") {
+	for i, raw := range splitLines(text) {
 		p.line = i + 1
-		line := strings.TrimSpace(strings.TrimSuffix(raw, "\r"))
+		line := pyStrip(raw)
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
 		}
@@ -47,7 +92,9 @@ func (p *parser) parse(text string) error {
 			if state != "hosts" && state != "vars" && state != "children" {
 				return p.errorf("section [%s:%s] has unknown type %q: use :vars or :children", groupName, state, state)
 			}
-			p.declare(groupName, state)
+			if err := p.declare(groupName, state); err != nil {
+				return err
+			}
 			continue
 		}
 		// Like Ansible, a '[' line that is not a section is a host ("[::1]:22"), unless it
@@ -79,11 +126,11 @@ func (p *parser) parse(text string) error {
 		}
 		return p.errorf("section [%s:children] names group %q, which is never defined: add a [%s] section", d.parents[len(d.parents)-1], name, name)
 	}
-	return p.checkCycles()
+	return p.checkAllIsRoot()
 }
 
 // declare handles a section header: [g] or [g:children] define a group; [g:vars] only refers to it.
-func (p *parser) declare(name, state string) {
+func (p *parser) declare(name, state string) error {
 	if !p.inv.HasGroup(name) {
 		if state == "vars" {
 			if _, ok := p.pending[name]; !ok {
@@ -94,11 +141,11 @@ func (p *parser) declare(name, state string) {
 	}
 	if d, ok := p.pending[name]; ok && state != "vars" {
 		if d.state == "children" {
-			p.addPendingChildren(name)
-		} else {
-			delete(p.pending, name)
+			return p.addPendingChildren(name)
 		}
+		delete(p.pending, name)
 	}
+	return nil
 }
 
 func (p *parser) addPending(name string, d *pending) {
@@ -106,15 +153,22 @@ func (p *parser) addPending(name string, d *pending) {
 	p.order = append(p.order, name)
 }
 
-func (p *parser) addPendingChildren(name string) {
+// addPendingChildren links a group, now defined, under the :children sections that named it
+// earlier. An error here is reported at the header line that defined the group.
+func (p *parser) addPendingChildren(name string) error {
 	d := p.pending[name]
 	delete(p.pending, name)
 	for _, parent := range d.parents {
-		p.inv.addChild(parent, name)
+		if err := p.link(parent, name); err != nil {
+			return err
+		}
 		if pd, ok := p.pending[parent]; ok && pd.state == "children" {
-			p.addPendingChildren(parent)
+			if err := p.addPendingChildren(parent); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 func (p *parser) childLine(line, parent string) error {
@@ -124,8 +178,7 @@ func (p *parser) childLine(line, parent string) error {
 	}
 	child := m[1]
 	if p.inv.HasGroup(child) {
-		p.inv.addChild(parent, child)
-		return nil
+		return p.link(parent, child)
 	}
 	if d, ok := p.pending[child]; ok {
 		d.parents = append(d.parents, parent)
@@ -140,7 +193,7 @@ func (p *parser) varsLine(line, groupName string) error {
 	if !ok {
 		return p.errorf("expected key=value in [%s:vars], got %q", groupName, line)
 	}
-	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	k, v = pyStrip(k), pyStrip(v)
 	g := p.inv.groups[groupName]
 	val := parseValue(v)
 	if k == "ansible_group_priority" {
@@ -160,7 +213,7 @@ func toInt(v any) (int, error) {
 	case int64:
 		return int(x), nil
 	case string:
-		return strconv.Atoi(strings.TrimSpace(x))
+		return strconv.Atoi(pyStrip(x))
 	case bool:
 		if x {
 			return 1, nil
@@ -181,12 +234,18 @@ func (p *parser) hostLine(line, groupName string) error {
 		return nil
 	}
 	pattern := tokens[0]
-	if strings.HasSuffix(pattern, ":") {
+	if strings.HasSuffix(pyStrip(pattern), ":") {
 		return p.errorf("host %q ends in ':': write host:port with a port number, or drop the ':'", pattern)
 	}
 	names, port, err := expandHostPattern(pattern)
 	if err != nil {
 		return p.errorf("host %q: %v", pattern, err)
+	}
+	for _, name := range names {
+		// Ansible refuses these too (without a line number): "---" starts a YAML document.
+		if pyStrip(name) == "---" {
+			return p.errorf("host %q: '---' is not a host name; it starts a YAML document, and this is an INI inventory", pattern)
+		}
 	}
 	type kv struct {
 		k string
@@ -201,8 +260,15 @@ func (p *parser) hostLine(line, groupName string) error {
 		vars = append(vars, kv{k, parseValue(v)})
 	}
 	for _, name := range names {
-		h := p.inv.addHost(name, groupName, p.line)
-		if port >= 0 {
+		if name == "" {
+			// Ansible's add_host refuses it too, after reading the variables.
+			return p.errorf("empty host name: the line starts with an empty quoted string")
+		}
+		h, created := p.inv.addHost(name, groupName, p.line)
+		// Ansible hands the port only to the constructor of a new host (Host(name, port)),
+		// which ignores a false port: a port on a later line for a known host, and port 0,
+		// set nothing. Only an explicit ansible_port= changes it afterwards.
+		if created && port > 0 {
 			h.vars.set("ansible_port", int64(port))
 		}
 		for _, e := range vars {
@@ -212,30 +278,33 @@ func (p *parser) hostLine(line, groupName string) error {
 	return nil
 }
 
-// checkCycles rejects a group that is its own ancestor (Ansible refuses those too).
-func (p *parser) checkCycles() error {
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(string) error
-	visit = func(name string) error {
-		switch state[name] {
-		case 1:
-			return &Error{File: p.file, Line: 0, Msg: fmt.Sprintf("group %q is its own ancestor through :children", name)}
-		case 2:
-			return nil
-		}
-		state[name] = 1
-		for _, c := range p.inv.groups[name].children {
-			if err := visit(c); err != nil {
-				return err
-			}
-		}
-		state[name] = 2
+// link puts child under parent as Ansible's add_child_group does, and like it refuses, at the
+// line being parsed, an edge that would make a group its own ancestor (Ansible stops there
+// too, but names no line).
+func (p *parser) link(parent, child string) error {
+	if parent == child {
+		return p.errorf("[%s:children] names %q itself: group %q would be its own ancestor through :children", parent, child, child)
+	}
+	if p.inv.hasChild(parent, child) {
 		return nil
 	}
-	for _, g := range p.inv.groupOrder {
-		if err := visit(g); err != nil {
-			return err
-		}
+	if p.inv.isAncestor(child, parent) {
+		return p.errorf("[%s:children] names %q, which is already an ancestor of %q: group %q would be its own ancestor through :children", parent, child, parent, child)
 	}
+	if child == "all" && p.allUnderLine == 0 {
+		p.allUnder, p.allUnderLine = parent, p.line
+	}
+	p.inv.addChild(parent, child)
 	return nil
+}
+
+// checkAllIsRoot rejects all as a child. Ansible accepts the line, then fails after parsing
+// with a dependency loop when it puts the top groups under all; it checks that after the
+// undefined-group errors, so this comes last too, pointing at the line that caused it.
+func (p *parser) checkAllIsRoot() error {
+	if p.allUnderLine == 0 {
+		return nil
+	}
+	p.line = p.allUnderLine
+	return p.errorf("[%s:children] names group all, the root of every group: all cannot be a child, since every top group goes under all and that would make a loop", p.allUnder)
 }

@@ -127,7 +127,8 @@ func (l *Lab) registryPassword() (string, error) {
 	return pw, os.WriteFile(path, []byte(pw+"\n"), 0o600)
 }
 
-// configureRegistry installs the package and writes the TLS pair, htpasswd and config.
+// configureRegistry installs the package (docker cp writes below any tmpfs systemd mounts on
+// /tmp, hence /var/tmp) and writes the TLS pair, htpasswd and config.
 func (l *Lab) configureRegistry(ctx context.Context, r *Registry, debs string) error {
 	ca, err := pki.LoadOrCreateCA(filepath.Dir(r.CAFile), "kinstall-lab-registry-ca")
 	if err != nil {
@@ -141,13 +142,13 @@ func (l *Lab) configureRegistry(ctx context.Context, r *Registry, debs string) e
 	if err != nil {
 		return err
 	}
-	if err := l.registryExec(ctx, r, nil, "for _ in $(seq 200); do [ -S /run/systemd/private ] && break; sleep 0.05; done; mkdir -p /tmp/debs /etc/docker/registry"); err != nil {
+	if err := l.registryExec(ctx, r, nil, "for _ in $(seq 200); do [ -S /run/systemd/private ] && break; sleep 0.05; done; mkdir -p /var/tmp/kinstall-registry-debs /etc/docker/registry"); err != nil {
 		return err
 	}
-	if _, err := docker(ctx, "cp", debs+"/.", r.Container+":/tmp/debs/"); err != nil {
+	if _, err := docker(ctx, "cp", debs+"/.", r.Container+":/var/tmp/kinstall-registry-debs/"); err != nil {
 		return err
 	}
-	if err := l.registryExec(ctx, r, nil, "dpkg-query -W -f='${Status}' docker-registry 2>/dev/null | grep -q 'ok installed' || DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/debs/*.deb >/dev/null"); err != nil {
+	if err := l.registryExec(ctx, r, nil, "dpkg-query -W -f='${Status}' docker-registry 2>/dev/null | grep -q 'ok installed' || DEBIAN_FRONTEND=noninteractive dpkg -i /var/tmp/kinstall-registry-debs/*.deb >/dev/null"); err != nil {
 		return err
 	}
 	files := map[string][]byte{"tls.crt": cert, "tls.key": key, "htpasswd": []byte(RegistryUser + ":" + string(hash) + "\n"), "config.yml": []byte(registryConfig)}
