@@ -444,6 +444,9 @@ func readSums(p string) (map[string]string, error) {
 	return sums, sc.Err()
 }
 
+// FileSHA256 is a file's sha256 in hex.
+func FileSHA256(p string) (string, error) { return fileSHA256(p) }
+
 func fileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {

@@ -2,8 +2,6 @@ package artifacts
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -222,10 +220,4 @@ func untar(path, dir string) error {
 			return fmt.Errorf("%s: only files and directories belong in a bundle", hdr.Name)
 		}
 	}
-}
-
-// SumHex is the sha256 of data, in hex.
-func SumHex(data []byte) string {
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:])
 }

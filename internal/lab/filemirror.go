@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -134,18 +133,4 @@ func ServeMirror(ctx context.Context, dir, addr string) (url string, stop func()
 		_ = srv.Close()
 	}()
 	return "http://" + ln.Addr().String(), cancel, nil
-}
-
-// fileSum is a file's sha256 (tests and the CLI print it).
-func fileSum(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kinstall/kinstall/internal/artifacts"
 )
 
 func fakeBundle(t *testing.T) string {
@@ -38,7 +40,7 @@ func TestFillMirrorLayout(t *testing.T) {
 		"github.com/etcd-io/etcd/releases/download/v3.6.14/etcd-v3.6.14-linux-amd64.tar.gz",
 		"github.com/flannel-io/flannel/releases/download/v0.28.10/flannel-v0.28.10-linux-amd64.tar.gz",
 	} {
-		sum, err := fileSum(filepath.Join(m, p))
+		sum, err := artifacts.FileSHA256(filepath.Join(m, p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,11 +54,11 @@ func TestFillMirrorLayout(t *testing.T) {
 	if got := members(t, etcdTar); got != "etcd-v3.6.14-linux-amd64/etcd etcd-v3.6.14-linux-amd64/etcdctl etcd-v3.6.14-linux-amd64/etcdutl" {
 		t.Errorf("etcd members: %s", got)
 	}
-	before, _ := fileSum(etcdTar)
+	before, _ := artifacts.FileSHA256(etcdTar)
 	if err := FillMirror(b, m, files); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := fileSum(etcdTar); after != before {
+	if after, _ := artifacts.FileSHA256(etcdTar); after != before {
 		t.Error("a second fill changed the archive's sha256")
 	}
 	url, stop, err := ServeMirror(context.Background(), m, "127.0.0.1:0")
