@@ -158,8 +158,9 @@ func (r *Role) pullTask(when func(h *runner.Host) bool) runner.Task {
 			return "pull " + strings.Join(miss, ", "), nil
 		},
 		Apply: func(ctx context.Context, h *runner.Host) error {
-			_, err := h.Sudo(ctx, fmt.Sprintf("%s/kubeadm config images pull --kubernetes-version %s --image-repository %s --cri-socket %s",
-				kube.BinDir, transport.Quote(v), transport.Quote(repo), kube.CRISocket))
+			// A config with external etcd: kubeadm then pulls no etcd image (kinstall runs etcd
+			// itself); --config cannot be mixed with --cri-socket, so the socket goes in it.
+			_, err := h.Sudo(ctx, fmt.Sprintf(pullScript, kube.CRISocket, v, repo, kube.BinDir))
 			if err != nil {
 				return fmt.Errorf("pulling the Kubernetes %s images from %s (kube_image_repo) failed: %w", v, repo, err)
 			}
@@ -167,6 +168,22 @@ func (r *Role) pullTask(when func(h *runner.Host) bool) runner.Task {
 		},
 	}
 }
+
+const pullScript = `f=$(mktemp) && trap 'rm -f "$f"' EXIT && cat >"$f" <<'CFG'
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+nodeRegistration:
+  criSocket: %s
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: %s
+imageRepository: %s
+etcd:
+  external:
+    endpoints: [https://127.0.0.1:2379]
+CFG
+%s/kubeadm config images pull --config "$f"`
 
 // checkVersion refuses to change the Kubernetes version of a node that is in the cluster:
 // that is `kinstall upgrade`, which drains and goes one node at a time.
