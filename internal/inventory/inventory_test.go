@@ -368,7 +368,7 @@ func TestPyFloat(t *testing.T) {
 // FuzzParse reads every input twice: as INI text, and as a recipe for a graph of groups,
 // :children edges, hosts and vars rendered to INI (renderGraph). Either way the parser never
 // panics, names a line of the file in any error, and can print what it accepts as valid
-// JSON; the graph is parsed in bounded time and any cycle in it is refused.
+// JSON (but for Python's Infinity); the graph is parsed in bounded time and any cycle in it is refused.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/golden/*.ini")
 	for _, file := range files {
