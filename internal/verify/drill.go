@@ -362,7 +362,7 @@ func (d *Drill) deployment(ctx context.Context, ns string, victim *cluster.Host)
 					// Not on the stopped master: its kubelet is down.
 					"affinity": map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
 						"nodeSelectorTerms": []map[string]any{{"matchExpressions": []map[string]any{{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": []string{victim.Name}}}}}}}},
-					"containers": []map[string]any{{"name": "sleep", "image": d.Image, "imagePullPolicy": "Never", "args": []string{"sleep"}}},
+					"containers": []map[string]any{{"name": "sleep", "image": d.Image, "imagePullPolicy": "IfNotPresent", "args": []string{"sleep"}}},
 				},
 			},
 		},

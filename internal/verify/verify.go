@@ -422,7 +422,7 @@ func serverPod(image, node string) map[string]any {
 			"tolerations":                   tolerateAll,
 			"terminationGracePeriodSeconds": 1,
 			"containers": []map[string]any{{
-				"name": "web", "image": image, "imagePullPolicy": "Never",
+				"name": "web", "image": image, "imagePullPolicy": "IfNotPresent",
 				"args":  []string{"serve", "-listen", ":8080"},
 				"ports": []map[string]any{{"containerPort": 8080}},
 			}},
@@ -432,7 +432,7 @@ func serverPod(image, node string) map[string]any {
 
 func clientPod(image, name, node, podURL, svcURL string) map[string]any {
 	get := func(cname, u string) map[string]any {
-		return map[string]any{"name": cname, "image": image, "imagePullPolicy": "Never",
+		return map[string]any{"name": cname, "image": image, "imagePullPolicy": "IfNotPresent",
 			"args": []string{"get", "-timeout", "5s", "-retries", "20", u}}
 	}
 	return map[string]any{
