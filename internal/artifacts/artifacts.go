@@ -406,15 +406,7 @@ func unpack(archive, dir string, files []string) error {
 		if hdr.Typeflag != tar.TypeReg || !wanted[base] {
 			continue
 		}
-		out, err := os.OpenFile(filepath.Join(dir, base), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, tr); err != nil {
-			out.Close()
-			return err
-		}
-		if err := out.Close(); err != nil {
+		if err := writeFrom(tr, filepath.Join(dir, base), 0o755); err != nil {
 			return err
 		}
 		found[base] = true

@@ -205,19 +205,24 @@ func untar(path, dir string) error {
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
-			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(hdr.Mode)&0o755|0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				return err
-			}
-			if err := out.Close(); err != nil {
+			if err := writeFrom(tr, target, os.FileMode(hdr.Mode)&0o755|0o600); err != nil {
 				return err
 			}
 		default:
 			return fmt.Errorf("%s: only files and directories belong in a bundle", hdr.Name)
 		}
 	}
+}
+
+// writeFrom writes what r holds (a tar member) to path with mode.
+func writeFrom(r io.Reader, path string, mode os.FileMode) error {
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
